@@ -1,0 +1,75 @@
+"""The result every co-generation method returns."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+import torch
+from torch import Tensor
+
+__all__ = ["Completion"]
+
+
+@dataclass(frozen=True)
+class Completion:
+    """Completions of B observations by C chains.
+
+    Attributes:
+        samples: ``(B, C, *x_shape)`` G(z) per chain, observed part not pasted in.
+        completions: ``(B, C, *x_shape)`` ``mask·observed + (1−mask)·samples`` (equal to
+            ``samples`` for operators other than a mask).
+        estimate: ``(B, *x_shape)`` the method's point estimate with the observed part
+            pasted in: the weighted posterior mean for samplers, the best fit for descent.
+        latents: ``(B, C, D)``.
+        log_weights: ``(B, C)`` normalised importance log-weights (logsumexp over C is 0).
+        log_evidence: ``(B,)`` estimate of log p(x_o); nan for methods without one.
+        grad_evals: generator gradient evaluations spent per chain.
+        method: the method's name.
+        diagnostics: acceptance rates, step sizes, β schedule, ESS trace, … (method-specific).
+    """
+
+    samples: Tensor
+    completions: Tensor
+    estimate: Tensor
+    latents: Tensor
+    log_weights: Tensor
+    log_evidence: Tensor
+    grad_evals: int
+    method: str
+    diagnostics: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def weights(self) -> Tensor:
+        """``(B, C)`` normalised importance weights."""
+        return self.log_weights.exp()
+
+    def _weighted_moments(self) -> tuple[Tensor, Tensor]:
+        w = self.weights.reshape(*self.weights.shape, *([1] * (self.completions.dim() - 2)))
+        mean = (w * self.completions).sum(1)
+        var = (w * (self.completions - mean.unsqueeze(1)).pow(2)).sum(1)
+        return mean, var
+
+    @property
+    def mean(self) -> Tensor:
+        """``(B, *x_shape)`` importance-weighted mean of the completions."""
+        return self._weighted_moments()[0]
+
+    @property
+    def std(self) -> Tensor:
+        """``(B, *x_shape)`` importance-weighted standard deviation of the completions: the
+        uncertainty map (zero on observed entries)."""
+        return self._weighted_moments()[1].clamp_min(0).sqrt()
+
+    @property
+    def ess(self) -> Tensor:
+        """``(B,)`` effective sample size ``1 / Σ w²`` of the final weights."""
+        return 1.0 / self.weights.pow(2).sum(1)
+
+    def to(self, device: torch.device | str) -> Completion:
+        """A copy with every tensor moved to ``device``."""
+        moved = {
+            name: getattr(self, name).to(device)
+            for name in ("samples", "completions", "estimate", "latents", "log_weights", "log_evidence")
+        }
+        return Completion(**moved, grad_evals=self.grad_evals, method=self.method, diagnostics=self.diagnostics)
