@@ -15,7 +15,7 @@ from cogenerate.anneal.smc import smc
 from cogenerate.baselines.gradient import gradient_descent
 from cogenerate.operators import Mask, Operator, make_noise
 from cogenerate.posterior import Posterior, frozen_generator
-from cogenerate.result import Completion
+from cogenerate.result import Completion, weighted_mean
 
 __all__ = ["complete", "METHODS", "DEFAULT_METHOD"]
 
@@ -136,8 +136,9 @@ def finish(posterior: Posterior, output: SamplerOutput, *, method: str, point_es
         best = fit.argmax(1)
         estimate = completions[torch.arange(posterior.batch, device=best.device), best]
     else:
-        w = log_weights.exp().reshape(*log_weights.shape, *([1] * len(posterior.x_shape)))
-        estimate = (w * completions).sum(1)
+        estimate = weighted_mean(completions, log_weights)
+        if m is not None:  # paste the observed part in exactly
+            estimate = m * posterior.observed + (1 - m) * estimate
     return Completion(
         samples=samples,
         completions=completions,

@@ -8,7 +8,14 @@ from typing import Any
 import torch
 from torch import Tensor
 
-__all__ = ["Completion"]
+__all__ = ["Completion", "weighted_mean"]
+
+
+def weighted_mean(values: Tensor, log_weights: Tensor) -> Tensor:
+    """``Σ_c w_c values[:, c]`` for ``(B, C, ...)`` values and ``(B, C)`` normalised log-weights;
+    particles of zero weight are left out even when their values are NaN."""
+    w = log_weights.exp().reshape(*log_weights.shape, *([1] * (values.dim() - 2)))
+    return torch.where(w > 0, w * values, torch.zeros_like(values)).sum(1)
 
 
 @dataclass(frozen=True)
@@ -45,10 +52,11 @@ class Completion:
         return self.log_weights.exp()
 
     def _weighted_moments(self) -> tuple[Tensor, Tensor]:
-        w = self.weights.reshape(*self.weights.shape, *([1] * (self.completions.dim() - 2)))
-        mean = (w * self.completions).sum(1)
-        var = (w * (self.completions - mean.unsqueeze(1)).pow(2)).sum(1)
-        return mean, var
+        mean = weighted_mean(self.completions, self.log_weights)
+        var = weighted_mean((self.completions - mean.unsqueeze(1)).pow(2), self.log_weights)
+        # Entries every chain agrees on (the observed part) have exactly zero spread.
+        same = self.completions.amax(1) == self.completions.amin(1)
+        return mean, torch.where(same, torch.zeros_like(var), var)
 
     @property
     def mean(self) -> Tensor:

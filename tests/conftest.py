@@ -1,0 +1,88 @@
+"""Shared fixtures: a linear-Gaussian generator with a closed-form posterior and evidence."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import pytest
+import torch
+from torch import Tensor, nn
+
+
+class LinearGenerator(nn.Module):
+    """G(z) = A z + b."""
+
+    def __init__(self, weight: Tensor, bias: Tensor):
+        super().__init__()
+        self.weight = nn.Parameter(weight.clone())
+        self.bias = nn.Parameter(bias.clone())
+        self.latent_dim = weight.shape[1]
+
+    def forward(self, z: Tensor) -> Tensor:
+        return z @ self.weight.T + self.bias
+
+
+@dataclass
+class LinearGaussianProblem:
+    """z ~ N(0, I), x = A z + b + σ ε; the entries with mask 1 are observed.
+
+    With O the observed rows: z | x_o ~ N(μ, Σ), Σ = (I + A_Oᵀ A_O / σ²)⁻¹,
+    μ = Σ A_Oᵀ (x_O − b_O) / σ², and x_O ~ N(b_O, A_O A_Oᵀ + σ² I).
+    """
+
+    generator: LinearGenerator
+    observed: Tensor  # (B, X)
+    mask: Tensor  # (X,)
+    sigma: float
+    mean: Tensor  # (B, D)
+    cov: Tensor  # (D, D)
+    log_evidence: Tensor  # (B,)
+
+
+def make_linear_gaussian(*, latent_dim: int = 3, x_dim: int = 6, batch: int = 2, sigma: float = 0.5,
+                         seed: int = 1) -> LinearGaussianProblem:
+    g = torch.Generator().manual_seed(seed)
+    dtype = torch.float64
+    weight = torch.randn(x_dim, latent_dim, generator=g, dtype=dtype)
+    bias = 0.3 * torch.randn(x_dim, generator=g, dtype=dtype)
+    mask = torch.zeros(x_dim, dtype=dtype)
+    mask[: x_dim // 2] = 1.0
+    z = torch.randn(batch, latent_dim, generator=g, dtype=dtype)
+    observed = z @ weight.T + bias + sigma * torch.randn(batch, x_dim, generator=g, dtype=dtype)
+    o = mask.bool()
+    a_o, b_o = weight[o], bias[o]
+    cov = torch.linalg.inv(torch.eye(latent_dim, dtype=dtype) + a_o.T @ a_o / sigma**2)
+    mean = (observed[:, o] - b_o) @ a_o @ cov.T / sigma**2
+    marginal = torch.distributions.MultivariateNormal(b_o, a_o @ a_o.T + sigma**2 * torch.eye(int(o.sum()), dtype=dtype))
+    return LinearGaussianProblem(LinearGenerator(weight, bias), observed, mask, sigma, mean, cov,
+                                 marginal.log_prob(observed[:, o]))
+
+
+@pytest.fixture
+def linear_gaussian() -> LinearGaussianProblem:
+    return make_linear_gaussian()
+
+
+def weighted_moments(latents: Tensor, log_weights: Tensor) -> tuple[Tensor, Tensor]:
+    """Weighted mean ``(B, D)`` and covariance ``(B, D, D)`` of ``(B, C, D)`` particles."""
+    w = log_weights.exp().unsqueeze(-1)
+    mean = (w * latents).sum(1)
+    centred = latents - mean.unsqueeze(1)
+    cov = torch.einsum("bc,bci,bcj->bij", log_weights.exp(), centred, centred)
+    return mean, cov
+
+
+def assert_unbiased(estimates: Tensor, truth: Tensor, *, z: float = 4.5, bias_allowance: Tensor | float = 0.0) -> Tensor:
+    """Check R independent replicate estimates ``(R, ...)`` against ``truth``.
+
+    The tolerance is derived from the Monte Carlo error itself: the mean of R replicates
+    must lie within ``z`` standard errors (replicate spread / √R) of the truth, plus an
+    allowance for a known O(variance) bias (e.g. Jensen's bias of log-evidence estimates).
+    Returns the standard error so callers can also check that the test is not vacuous.
+    """
+    r = estimates.shape[0]
+    se = estimates.std(0) / r**0.5
+    error = (estimates.mean(0) - truth).abs()
+    tolerance = z * se + bias_allowance
+    assert (error <= tolerance).all(), f"error {error} exceeds tolerance {tolerance} (standard error {se})"
+    return se

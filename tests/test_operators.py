@@ -1,0 +1,59 @@
+import pytest
+import torch
+
+from cogenerate.operators import Downsample, FunctionOperator, Gaussian, Laplace, Mask, make_noise
+
+
+def test_gaussian_log_prob_matches_torch():
+    r = torch.randn(2, 3, 5, generator=torch.Generator().manual_seed(0))
+    count = torch.tensor([5.0, 5.0])
+    expected = torch.distributions.Normal(0.0, 0.3).log_prob(r).sum(-1)
+    torch.testing.assert_close(Gaussian(0.3).log_prob(r, count), expected)
+
+
+def test_laplace_log_prob_matches_torch():
+    r = torch.randn(2, 3, 5, generator=torch.Generator().manual_seed(0))
+    expected = torch.distributions.Laplace(0.0, 0.2).log_prob(r).sum(-1)
+    torch.testing.assert_close(Laplace(0.2).log_prob(r, torch.tensor([5.0, 5.0])), expected)
+
+
+def test_mask_hides_entries_and_counts_observed():
+    mask = torch.tensor([[1.0, 0.0, 1.0], [0.0, 0.0, 1.0]])
+    op = Mask(mask)
+    x = torch.ones(2, 4, 3)
+    assert torch.equal(op(x)[:, 0], mask)
+    torch.testing.assert_close(op.observed_count(2, (3,)), torch.tensor([2.0, 1.0]))
+
+
+@pytest.mark.parametrize("bad", [torch.tensor([0.5, 1.0]), torch.tensor([float("nan"), 1.0])])
+def test_mask_rejects_non_binary(bad):
+    with pytest.raises(ValueError, match="mask"):
+        Mask(bad)
+
+
+def test_mask_shape_mismatch_is_value_error():
+    with pytest.raises(ValueError, match="does not broadcast"):
+        Mask(torch.ones(4)).validate(2, (3,))
+
+
+def test_downsample_averages_blocks():
+    x = torch.arange(16.0).reshape(1, 1, 1, 4, 4)
+    y = Downsample(2)(x)
+    torch.testing.assert_close(y[0, 0, 0], torch.tensor([[2.5, 4.5], [10.5, 12.5]]))
+    assert Downsample(2).observed_count(3, (1, 4, 4)).tolist() == [4.0, 4.0, 4.0]
+    with pytest.raises(ValueError, match="divisible"):
+        Downsample(3).validate(1, (1, 4, 4))
+
+
+def test_function_operator_applies_per_sample():
+    op = FunctionOperator(lambda x: x[:, :2] * 2)
+    y = op(torch.ones(2, 3, 5))
+    assert y.shape == (2, 3, 2) and torch.all(y == 2)
+    assert op.observed_count(2, (5,)).tolist() == [2.0, 2.0]
+
+
+def test_make_noise_rejects_unknown_and_nonpositive():
+    with pytest.raises(ValueError, match="unknown noise"):
+        make_noise("cauchy", 1.0)
+    with pytest.raises(ValueError, match="positive"):
+        make_noise("gaussian", 0.0)
