@@ -7,12 +7,19 @@ from cogenerate.api import METHODS
 from tests.conftest import make_linear_gaussian
 
 ALL_METHODS = sorted(METHODS)
-FAST = {"ais": {"steps": 5, "leapfrog": 2}, "smc": {"leapfrog": 2}, "gd": {"steps": 5}, "gd-best": {"steps": 5}}
+FAST = {"ais": {"steps": 5, "leapfrog": 2}, "smc": {"leapfrog": 2}, "gd": {"steps": 5}, "gd-best": {"steps": 5},
+        "yeh": {"steps": 5}, "smc-polish": {"leapfrog": 2, "steps": 5}}
+
+
+def toy_discriminator(x):
+    """Logits of a stand-in discriminator: any (N, *x_shape) -> (N,) function will do."""
+    return 0.1 * x.flatten(1).sum(1)
 
 
 def fast_options(method):
-    options = {"candidates": 50} if method == "gd-best" else None
-    return {**FAST.get(method, {"max_grad_evals": 20}), "options": options}
+    options = {"candidates": 50} if method in ("gd-best", "smc-polish") else None
+    extra = {"discriminator": toy_discriminator} if method == "yeh" else {}
+    return {**FAST.get(method, {"max_grad_evals": 20}), "options": options, **extra}
 
 
 @pytest.mark.parametrize("method", ALL_METHODS)
@@ -35,9 +42,10 @@ def test_every_method_returns_the_documented_shapes(method):
 @pytest.mark.parametrize("method", ALL_METHODS)
 def test_every_method_honours_max_grad_evals(method):
     p = make_linear_gaussian()
-    options = {"candidates": 50} if method == "gd-best" else None
-    out = cg.complete(p.generator, p.observed, p.mask, method=method, chains=4, leapfrog=3, max_grad_evals=25,
-                      noise_std=p.sigma, options=options)
+    kwargs = fast_options(method)
+    kwargs.pop("steps", None)
+    out = cg.complete(p.generator, p.observed, p.mask, method=method, chains=4, max_grad_evals=25,
+                      noise_std=p.sigma, **{**kwargs, "leapfrog": 3})
     assert 1 <= out.grad_evals <= 25
 
 

@@ -11,8 +11,10 @@ from torch import Tensor
 
 from cogenerate.anneal.ais import ais
 from cogenerate.anneal.output import SamplerOutput
+from cogenerate.anneal.hybrid import smc_polish
 from cogenerate.anneal.smc import smc
 from cogenerate.baselines.gradient import gradient_descent
+from cogenerate.baselines.yeh import yeh
 from cogenerate.operators import Mask, Operator, make_noise
 from cogenerate.posterior import Posterior, frozen_generator
 from cogenerate.result import Completion, weighted_mean
@@ -32,6 +34,8 @@ METHODS: dict[str, Method] = {
     "smc": Method(smc, "max_steps", True, "mean"),
     "gd": Method(partial(gradient_descent, init="prior"), "steps", False, "best"),
     "gd-best": Method(partial(gradient_descent, init="best-of"), "steps", False, "best"),
+    "yeh": Method(yeh, "steps", False, "best"),
+    "smc-polish": Method(smc_polish, "polish_steps", True, "best"),
 }
 DEFAULT_METHOD = "smc"
 

@@ -9,7 +9,7 @@ that leave ``p(z) L(z)^{β_t}`` invariant. The mean of the weights estimates
 from __future__ import annotations
 
 import math
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 
 import torch
 from torch import Tensor
@@ -51,6 +51,7 @@ def ais(
     adapt: str | None = "paper",
     target_acceptance: float = 0.65,
     max_grad_evals: int | None = None,
+    snapshots: Sequence[int] = (),
     progress: Progress = None,
 ) -> SamplerOutput:
     """Run AIS–HMC for every observation of ``posterior`` with ``chains`` chains each.
@@ -63,6 +64,8 @@ def ais(
         step_size: initial leapfrog step size (the paper's 0.01).
         adapt: "paper" (×1.02 / ×0.98), "dual-averaging", or None (fixed).
         max_grad_evals: cap on gradient evaluations per chain (1 + T·M·L are spent).
+        snapshots: annealing steps t after which to keep the chains' positions, returned
+            in ``diagnostics["snapshots"]`` as ``{t: (B, C, D)}`` (t = 0 is the prior draw).
 
     Returns:
         a :class:`SamplerOutput`; ``grad_evals = 1 + T·M·L``.
@@ -87,6 +90,7 @@ def ais(
     dual = dual_averaging_init(step) if adapt == "dual-averaging" else None
     log_w = torch.zeros((b, chains), device=observed.device, dtype=observed.dtype)
     accept_trace, step_trace, ess_trace, divergent = [], [], [], torch.zeros((), dtype=torch.long)
+    kept = {0: z.clone()} if 0 in snapshots else {}
     for t in range(1, steps + 1):
         beta = betas[t].expand(b)
         log_w = log_w + weight_increment((betas[t] - betas[t - 1]).expand(b), state.evaluation.log_likelihood)
@@ -101,6 +105,8 @@ def ais(
         accept_trace.append(info.acceptance_prob.mean())
         step_trace.append(step.mean())
         ess_trace.append(effective_sample_size(log_w).mean() / chains)
+        if t in snapshots:
+            kept[t] = state.position.clone()
         if progress is not None:
             progress(t / steps)
     log_evidence = torch.logsumexp(log_w, dim=1) - math.log(chains)
@@ -111,6 +117,7 @@ def ais(
         "ess": torch.stack(ess_trace).cpu(),
         "divergences": int(divergent),
         "steps": steps,
+        "snapshots": kept,
     }
     return SamplerOutput(
         latents=state.position,

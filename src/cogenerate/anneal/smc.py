@@ -63,14 +63,16 @@ def next_beta(log_weights: Tensor, log_likelihood: Tensor, beta: Tensor, *, targ
     return torch.where(beta >= 1.0, beta, (beta + delta).clamp(max=1.0))
 
 
-def systematic_resample(rng: torch.Generator, log_weights: Tensor) -> Tensor:
-    """Ancestor indices ``(B, C)`` by systematic resampling of each row of ``log_weights``."""
+def systematic_resample(rng: torch.Generator, log_weights: Tensor, num: int | None = None) -> Tensor:
+    """Ancestor indices ``(B, num)`` (default ``num = C``) by systematic resampling of each
+    row of ``log_weights`` ``(B, C)``."""
     b, c = log_weights.shape
+    num = c if num is None else num
     w = torch.softmax(log_weights, dim=-1)
     cdf = torch.cumsum(w, dim=-1)
     cdf[:, -1] = 1.0
     u = torch.rand((b, 1), generator=rng, device=w.device, dtype=w.dtype)
-    points = (u + torch.arange(c, device=w.device, dtype=w.dtype)) / c
+    points = (u + torch.arange(num, device=w.device, dtype=w.dtype)) / num
     return torch.searchsorted(cdf, points).clamp(max=c - 1)
 
 
@@ -92,6 +94,30 @@ def _particle_variance(position: Tensor, log_weights: Tensor) -> Tensor:
     return (w * (position - mean).pow(2)).sum(1, keepdim=True)
 
 
+def _start_from_candidates(
+    posterior: Posterior, *, chains: int, candidates: int, rng: torch.Generator, target_ess: float
+) -> tuple[Tensor, Tensor, Tensor]:
+    """First tempering step over ``candidates`` prior draws, forward passes only.
+
+    Returns ``chains`` resampled latents ``(B, C, D)``, the reached β ``(B,)`` and the
+    log-evidence increment ``(B,)``.
+    """
+    observed = posterior.observed
+    b, d = posterior.batch, posterior.latent_dim
+    z = torch.randn((b, candidates, d), generator=rng, device=observed.device, dtype=observed.dtype)
+    per_call = max(1, 4096 // b)
+    log_lik = torch.cat([
+        torch.nan_to_num(posterior.log_likelihood_no_grad(z[:, i : i + per_call])[0], nan=-torch.inf)
+        for i in range(0, candidates, per_call)
+    ], dim=1)
+    uniform = torch.full_like(log_lik, -math.log(candidates))
+    beta = next_beta(uniform, log_lik, torch.zeros(b, device=z.device, dtype=z.dtype), target_ess=target_ess)
+    increment = weight_increment(beta, log_lik)
+    log_z = torch.logsumexp(uniform + increment, dim=-1)
+    ancestors = systematic_resample(rng, increment, num=chains)
+    return _gather(z, ancestors), beta, log_z
+
+
 def smc(
     posterior: Posterior,
     *,
@@ -106,6 +132,7 @@ def smc(
     adapt_mass: bool = True,
     max_steps: int = 1000,
     final_moves: int = 0,
+    candidates: int = 0,
     max_grad_evals: int | None = None,
     progress: Progress = None,
 ) -> SamplerOutput:
@@ -121,6 +148,9 @@ def smc(
         adapt_mass: use the particles' variance as the diagonal inverse mass matrix.
         max_steps: cap on tempering steps.
         final_moves: extra HMC moves at β = 1 after the last tempering step.
+        candidates: if larger than ``chains``, start from this many prior draws scored by
+            forward passes only (no gradients, as gd-best's candidates): the first tempering
+            step reweights all of them and resamples ``chains`` particles.
         max_grad_evals: cap on gradient evaluations per chain (1 + steps·M·L + moves·L).
             When the next tempering step would exceed it, β jumps to 1 by reweighting alone.
 
@@ -135,12 +165,18 @@ def smc(
     observed = posterior.observed
     device, dtype = observed.device, observed.dtype
     b, d = posterior.batch, posterior.latent_dim
-    z = torch.randn((b, chains, d), generator=rng, device=device, dtype=dtype)
+    beta = torch.zeros(b, device=device, dtype=dtype)
+    log_z = torch.zeros(b, device=device, dtype=dtype)
+    steps = 0
+    if candidates > chains:
+        z, beta, log_z = _start_from_candidates(posterior, chains=chains, candidates=candidates, rng=rng,
+                                                target_ess=target_ess)
+        steps = 1
+    else:
+        z = torch.randn((b, chains, d), generator=rng, device=device, dtype=dtype)
     state = hmc_init(z, posterior)
     spent = 1
-    beta = torch.zeros(b, device=device, dtype=dtype)
     log_w = torch.full((b, chains), -math.log(chains), device=device, dtype=dtype)
-    log_z = torch.zeros(b, device=device, dtype=dtype)
     eps = torch.full((b, 1), step_size if step_size is not None else 0.5 * d**-0.25, device=device, dtype=dtype)
     inv_mass = torch.ones((b, 1, d), device=device, dtype=dtype)
     trace: dict[str, list] = {"beta": [], "ess": [], "acceptance_rate": [], "step_size": [], "resampled": []}
@@ -160,7 +196,13 @@ def smc(
         eps = eps * torch.exp(acc.mean(1, keepdim=True) - target_acceptance)
         return state, eps, acc, divergent
 
-    steps = 0
+    if steps and (max_grad_evals is None or spent + cost <= max_grad_evals):
+        # The candidates' reweighting was the first tempering step: move before the next one.
+        trace["beta"].append(beta.clone())
+        if adapt_mass:
+            inv_mass = _particle_variance(state.position, log_w).clamp(1e-6, 1e6)
+        state, eps, acc, div = mutate(state, beta, eps, inv_mass)
+        divergent, spent = divergent + div, spent + cost
     while bool((beta < 1).any()) and steps < max_steps:
         out_of_budget = max_grad_evals is not None and spent + cost > max_grad_evals
         if out_of_budget or steps == max_steps - 1:

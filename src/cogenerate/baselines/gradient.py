@@ -52,7 +52,7 @@ def gradient_descent(
     rng: torch.Generator,
     steps: int = 1000,
     lr: float = 0.01,
-    init: str = "prior",
+    init: str | Tensor = "prior",
     candidates: int = 5000,
     prior_weight: float = 0.0,
     max_grad_evals: int | None = None,
@@ -63,8 +63,8 @@ def gradient_descent(
     Args:
         steps: descent iterations (one gradient evaluation each).
         lr: Adam learning rate.
-        init: "prior" (one random draw per chain: ``gd``) or "best-of" (the C best of
-            ``candidates`` prior draws: ``gd-best``).
+        init: "prior" (one random draw per chain: ``gd``), "best-of" (the C best of
+            ``candidates`` prior draws: ``gd-best``), or starting latents ``(B, C, D)``.
         prior_weight: 0 for the paper's Eq. (1); 1 for MAP.
         max_grad_evals: cap on gradient evaluations per chain.
 
@@ -72,15 +72,17 @@ def gradient_descent(
         a :class:`SamplerOutput` with each chain's best visited point, uniform log-weights
         and ``log_evidence = nan``; ``diagnostics["forward_evals"]`` counts prior draws scored.
     """
-    if init not in ("prior", "best-of"):
-        raise ValueError(f"unknown initialisation {init!r}; use 'prior' or 'best-of'")
+    if not isinstance(init, Tensor) and init not in ("prior", "best-of"):
+        raise ValueError(f"unknown initialisation {init!r}; use 'prior', 'best-of' or a tensor of latents")
     if max_grad_evals is not None:
         if max_grad_evals < 1:
             raise ValueError(f"max_grad_evals must be at least 1, got {max_grad_evals}")
         steps = min(steps, max_grad_evals)
     observed = posterior.observed
     b, d = posterior.batch, posterior.latent_dim
-    if init == "best-of":
+    if isinstance(init, Tensor):
+        z0 = init.detach().to(observed)
+    elif init == "best-of":
         z0 = best_of_prior(posterior, keep=chains, candidates=candidates, rng=rng)
     else:
         z0 = torch.randn((b, chains, d), generator=rng, device=observed.device, dtype=observed.dtype)
@@ -116,7 +118,7 @@ def gradient_descent(
         diagnostics={
             "objective": torch.stack(trace).cpu(),
             "final_objective": best_objective.cpu(),
-            "forward_evals": candidates if init == "best-of" else 0,
+            "forward_evals": candidates if isinstance(init, str) and init == "best-of" else 0,
             "steps": steps,
         },
     )

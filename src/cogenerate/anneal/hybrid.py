@@ -1,0 +1,71 @@
+"""SMC to find the right basins, then a short gradient polish of every particle.
+
+On a benign landscape a careful gradient descent is hard to beat on the point estimate,
+while on a ragged one it starts in the wrong basin. This spends part of the budget on
+adaptive tempered SMC (:func:`cogenerate.anneal.smc.smc`), whose particles spread over the
+posterior's basins in proportion to their mass, and the rest on Adam from each particle.
+After the polish the particles are optimised points, not posterior draws: weights are
+uniform and the point estimate is the best fit, as for the descent baselines.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+import torch
+
+from cogenerate.anneal.output import SamplerOutput
+from cogenerate.anneal.smc import smc
+from cogenerate.baselines.gradient import gradient_descent
+from cogenerate.posterior import Posterior
+
+__all__ = ["smc_polish"]
+
+
+def smc_polish(
+    posterior: Posterior,
+    *,
+    chains: int,
+    rng: torch.Generator,
+    polish_fraction: float = 0.3,
+    polish_steps: int = 200,
+    lr: float = 0.01,
+    prior_weight: float = 1.0,
+    leapfrog: int = 10,
+    candidates: int = 0,
+    max_grad_evals: int | None = None,
+    smc_options: dict[str, Any] | None = None,
+    progress: Callable[[float], None] | None = None,
+) -> SamplerOutput:
+    """SMC with ``1 − polish_fraction`` of ``max_grad_evals``, then Adam with the rest.
+
+    Args:
+        polish_fraction: share of the budget for the polish (with ``max_grad_evals``).
+        polish_steps: polish iterations when no budget is given.
+        lr: Adam learning rate of the polish.
+        prior_weight: 1 polishes toward the posterior mode, 0 toward the best fit of Eq. (1).
+        leapfrog, candidates, smc_options: passed to :func:`smc`.
+
+    Returns:
+        a :class:`SamplerOutput` whose diagnostics hold the SMC part's under ``"smc"``.
+    """
+    if not 0 <= polish_fraction < 1:
+        raise ValueError(f"polish_fraction must lie in [0, 1), got {polish_fraction}")
+    smc_budget = None if max_grad_evals is None else max(1, round((1 - polish_fraction) * max_grad_evals))
+    sampled = smc(
+        posterior, chains=chains, rng=rng, leapfrog=leapfrog, candidates=candidates, max_grad_evals=smc_budget,
+        progress=None if progress is None else lambda f: progress(0.7 * f), **(smc_options or {}),
+    )
+    steps = polish_steps if max_grad_evals is None else max_grad_evals - sampled.grad_evals
+    if steps < 1:
+        return sampled
+    polished = gradient_descent(
+        posterior, chains=chains, rng=rng, steps=steps, lr=lr, init=sampled.latents, prior_weight=prior_weight,
+        progress=None if progress is None else lambda f: progress(0.7 + 0.3 * f),
+    )
+    return polished._replace(
+        grad_evals=sampled.grad_evals + polished.grad_evals,
+        log_evidence=sampled.log_evidence,
+        diagnostics={**polished.diagnostics, "smc": sampled.diagnostics, "forward_evals": candidates},
+    )

@@ -1,0 +1,25 @@
+import torch
+
+import cogenerate as cg
+from tests.conftest import assert_unbiased, make_linear_gaussian, weighted_moments
+
+
+def test_smc_from_many_candidates_recovers_the_posterior():
+    p = make_linear_gaussian()
+    observed = p.observed[:1].expand(10, -1)
+    out = cg.complete(p.generator, observed, p.mask, method="smc", chains=400, leapfrog=5, noise_std=p.sigma,
+                      options={"candidates": 4000, "final_moves": 2})
+    mean, cov = weighted_moments(out.latents, out.log_weights)
+    assert_unbiased(mean, p.mean[0])
+    assert_unbiased(cov.diagonal(dim1=1, dim2=2), p.cov.diagonal())
+    assert_unbiased(out.log_evidence, p.log_evidence[0], bias_allowance=out.log_evidence.var())
+
+
+def test_smc_polish_ends_at_the_posterior_mode_within_budget():
+    # For a linear-Gaussian model the posterior mode is the posterior mean.
+    p = make_linear_gaussian()
+    out = cg.complete(p.generator, p.observed, p.mask, method="smc-polish", chains=4, noise_std=p.sigma,
+                      max_grad_evals=600, options={"lr": 0.02, "polish_fraction": 0.8})
+    assert out.grad_evals <= 600
+    torch.testing.assert_close(out.latents, p.mean.unsqueeze(1).expand(-1, 4, -1), atol=2e-3, rtol=0)
+    assert "smc" in out.diagnostics
