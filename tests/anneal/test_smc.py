@@ -57,7 +57,8 @@ def test_next_beta_hits_the_target_ess():
     assert new[3] == 1.0
     cess = conditional_ess(log_w, (new - beta)[:, None] * log_lik)
     reached_one = new == 1.0
-    torch.testing.assert_close(cess[~reached_one], torch.full_like(cess[~reached_one], 0.5), atol=1e-4, rtol=0)
+    # The largest step keeping CESS ≥ 0.5, found to ~1 %: CESS is at or just above the target.
+    assert (cess[~reached_one] >= 0.5).all() and (cess[~reached_one] < 0.51).all()
     assert (new > beta)[:3].all()
 
 
