@@ -1,0 +1,41 @@
+"""The models shipped inside the package."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+
+from cogenerate.models.dcgan import DCGANDiscriminator, DCGANGenerator
+from cogenerate.models.pretrained import PRETRAINED, load_pretrained, pretrained_config, pretrained_files
+
+
+@pytest.mark.parametrize("name", sorted(PRETRAINED))
+def test_shipped_model_loads_and_generates_images(name: str) -> None:
+    checkpoint = load_pretrained(name)
+    generator, discriminator = checkpoint.modules["generator"], checkpoint.modules["discriminator"]
+    assert isinstance(generator, DCGANGenerator) and isinstance(discriminator, DCGANDiscriminator)
+    assert not generator.training and not discriminator.training
+    z = torch.randn(4, generator.latent_dim, generator=torch.Generator().manual_seed(0))
+    with torch.no_grad():
+        x = generator(z)
+        logits = discriminator(x)
+    assert x.shape == (4, 1, 28, 28)
+    assert x.min() >= -1 and x.max() <= 1
+    assert x.std(0).mean() > 0.05  # different latents give different images
+    assert logits.shape == (4,) and torch.isfinite(logits).all()
+
+
+@pytest.mark.parametrize("name", sorted(PRETRAINED))
+def test_shipped_model_records_how_it_was_trained(name: str) -> None:
+    config = pretrained_config(name)
+    assert config["dataset"] == name
+    assert config["image_size"] == 28 and config["channels"] == 1
+    assert config["command"].startswith("cogen ") and " train " in config["command"]
+    assert config["iteration"] >= 1000
+    size = sum(f.stat().st_size if hasattr(f, "stat") else len(f.read_bytes()) for f in pretrained_files(name).values())
+    assert size < 6e6  # small enough to ship
+
+
+def test_unknown_name_lists_the_available_ones() -> None:
+    with pytest.raises(ValueError, match="unknown pretrained model 'celeba'.*fashion-mnist.*mnist"):
+        load_pretrained("celeba")
