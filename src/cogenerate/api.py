@@ -37,7 +37,7 @@ METHODS: dict[str, Method] = {
     "yeh": Method(yeh, "steps", False, "best"),
     "smc-polish": Method(smc_polish, "polish_steps", True, "best"),
 }
-DEFAULT_METHOD = "smc"
+DEFAULT_METHOD = "smc-polish"
 
 
 def register_method(name: str, method: Method) -> None:
@@ -136,9 +136,10 @@ def finish(posterior: Posterior, output: SamplerOutput, *, method: str, point_es
     else:
         m, completions = None, samples
     if point_estimate == "best":
-        fit = torch.nan_to_num(posterior.log_likelihood_of_samples(samples), nan=-torch.inf)
-        best = fit.argmax(1)
-        estimate = completions[torch.arange(posterior.batch, device=best.device), best]
+        points = samples if output.point_samples is None else output.point_samples
+        fit = torch.nan_to_num(posterior.log_likelihood_of_samples(points), nan=-torch.inf)
+        best = points[torch.arange(posterior.batch, device=fit.device), fit.argmax(1)]
+        estimate = best if m is None else m * posterior.observed + (1 - m) * best
     else:
         estimate = weighted_mean(completions, log_weights)
         if m is not None:  # paste the observed part in exactly

@@ -26,6 +26,8 @@ from typing import Any
 import torch
 from torch import Tensor
 
+from cogenerate.api import DEFAULT_METHOD
+
 __all__ = ["main", "build_parser"]
 
 PROG = "cogen"
@@ -231,7 +233,7 @@ def build_parser() -> argparse.ArgumentParser:
     complete.add_argument("--split", default="test", choices=("train", "test", "all"), help="data set split (default: %(default)s)")
     complete.add_argument("--mask", required=True, help="what is observed: box, centre, top-half, mb10, p.5, "
                                                         "p.7, sr2, sr4 or file:PATH")
-    complete.add_argument("--method", default="smc", help="smc, ais, gd, gd-best, ... (default: %(default)s)")
+    complete.add_argument("--method", default=DEFAULT_METHOD, help="smc-polish, smc, ais, gd, gd-best, yeh (default: %(default)s)")
     complete.add_argument("--chains", type=int, default=16, help="chains (particles) (default: %(default)s)")
     complete.add_argument("--budget", type=int, default=None,
                           help="cap on generator gradient evaluations per chain (max_grad_evals)")

@@ -4,8 +4,9 @@ On a benign landscape a careful gradient descent is hard to beat on the point es
 while on a ragged one it starts in the wrong basin. This spends part of the budget on
 adaptive tempered SMC (:func:`cogenerate.anneal.smc.smc`), whose particles spread over the
 posterior's basins in proportion to their mass, and the rest on Adam from each particle.
-After the polish the particles are optimised points, not posterior draws: weights are
-uniform and the point estimate is the best fit, as for the descent baselines.
+The SMC particles stay the result's samples (with their weights, evidence and uncertainty
+map); the polished copies only provide the point estimate, the best fit among them, as for
+the descent baselines.
 """
 
 from __future__ import annotations
@@ -28,7 +29,7 @@ def smc_polish(
     *,
     chains: int,
     rng: torch.Generator,
-    polish_fraction: float = 0.3,
+    polish_fraction: float = 0.6,
     polish_steps: int = 200,
     lr: float = 0.01,
     prior_weight: float = 1.0,
@@ -48,7 +49,8 @@ def smc_polish(
         leapfrog, candidates, smc_options: passed to :func:`smc`.
 
     Returns:
-        a :class:`SamplerOutput` whose diagnostics hold the SMC part's under ``"smc"``.
+        the SMC :class:`SamplerOutput` with the polished samples as ``point_samples``, the
+        polish's diagnostics under ``"polish"`` and ``grad_evals`` counting both parts.
     """
     if not 0 <= polish_fraction < 1:
         raise ValueError(f"polish_fraction must lie in [0, 1), got {polish_fraction}")
@@ -64,8 +66,9 @@ def smc_polish(
         posterior, chains=chains, rng=rng, steps=steps, lr=lr, init=sampled.latents, prior_weight=prior_weight,
         progress=None if progress is None else lambda f: progress(0.7 + 0.3 * f),
     )
-    return polished._replace(
+    return sampled._replace(
         grad_evals=sampled.grad_evals + polished.grad_evals,
-        log_evidence=sampled.log_evidence,
-        diagnostics={**polished.diagnostics, "smc": sampled.diagnostics, "forward_evals": candidates},
+        point_samples=polished.samples,
+        diagnostics={**sampled.diagnostics, "polish": polished.diagnostics, "polished_latents": polished.latents,
+                     "forward_evals": candidates},
     )

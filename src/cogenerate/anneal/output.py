@@ -14,3 +14,5 @@ class SamplerOutput(NamedTuple):
     log_evidence: Tensor  # (B,), nan where the method has none
     grad_evals: int  # generator gradient evaluations per chain
     diagnostics: dict[str, Any]
+    # Optimised points for the point estimate (best fit), when they differ from the samples.
+    point_samples: Tensor | None = None  # (B, K, *x_shape)

@@ -1,0 +1,29 @@
+import torch
+
+from cogenerate.data.masks import make_operator
+from cogenerate.experiments.images import ImagesConfig, evaluate_method, method_settings, summarise
+from cogenerate.models.dcgan import DCGANGenerator, weights_init
+
+
+def test_every_method_gets_the_same_budget():
+    config = ImagesConfig(budget=123)
+    for method in config.methods:
+        assert method_settings(method, config)["max_grad_evals"] == 123
+
+
+def test_evaluate_method_reports_per_image_metrics():
+    rng = torch.Generator().manual_seed(0)
+    generator = weights_init(DCGANGenerator(8, image_size=28, channels=1, width=4), rng=rng)
+    with torch.no_grad():
+        images = generator(torch.randn(3, 8, generator=rng))  # images the generator can make
+    operator = make_operator("centre", n=3, size=28, rng=rng)
+    config = ImagesConfig(chains=4, budget=21, candidates=32, batch=2)
+    result = evaluate_method(generator, images, operator, "smc", config)
+    for key in ("mse_hidden_estimate", "mse_hidden_best", "ssim_estimate", "ssim_best"):
+        assert result[key].shape == (3,) and torch.isfinite(result[key]).all()
+    assert result["grad_evals_per_chain"] <= 21
+
+
+def test_summarise_gives_mean_and_normal_interval():
+    mean, half = summarise(torch.tensor([1.0, 2.0, 3.0, 4.0]))
+    assert mean == 2.5 and abs(half - 1.96 * torch.tensor([1.0, 2.0, 3.0, 4.0]).std().item() / 2) < 1e-6
