@@ -122,6 +122,13 @@ class Posterior:
             x = self.generate(z)
             return self.log_likelihood_of_samples(x), x
 
+    def score(self, z: Tensor, *, chunk: int = 4096) -> Tensor:
+        """Tempered part ``(B, N)`` of many latents ``(B, N, D)`` by forward passes of at most
+        ``chunk`` samples each; NaN becomes -inf."""
+        per_call = max(1, chunk // self.batch)
+        scores = [self.log_likelihood_no_grad(z[:, i : i + per_call])[0] for i in range(0, z.shape[1], per_call)]
+        return torch.nan_to_num(torch.cat(scores, dim=1), nan=-torch.inf)
+
 
 @contextlib.contextmanager
 def frozen_generator(*modules: object) -> Iterator[None]:

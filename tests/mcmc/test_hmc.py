@@ -70,14 +70,21 @@ def test_hmc_samples_the_linear_gaussian_posterior(linear_gaussian):
     assert info.acceptance_prob.mean() > 0.6
 
 
+class NanAbove(torch.nn.Module):
+    """G(z) = z, but NaN above ``threshold``."""
+
+    latent_dim = 1
+
+    def __init__(self, threshold: float):
+        super().__init__()
+        self.threshold = threshold
+
+    def forward(self, z):
+        return torch.where(z > self.threshold, torch.full_like(z, torch.nan), z)
+
+
 def test_nan_proposals_are_rejected_and_counted_divergent():
-    class NanAbove(torch.nn.Module):
-        latent_dim = 1
-
-        def forward(self, z):
-            return torch.where(z > 0.5, torch.full_like(z, torch.nan), z)
-
-    post = Posterior(NanAbove(), torch.zeros(1, 1), Mask(torch.ones(1)), Gaussian(1.0), latent_dim=1)
+    post = Posterior(NanAbove(0.5), torch.zeros(1, 1), Mask(torch.ones(1)), Gaussian(1.0), latent_dim=1)
     rng = torch.Generator().manual_seed(0)
     state = hmc_init(torch.full((1, 200, 1), -0.5), post)
     divergent = 0
@@ -90,13 +97,7 @@ def test_nan_proposals_are_rejected_and_counted_divergent():
 
 
 def test_chain_stuck_in_nan_region_escapes():
-    class NanAbove(torch.nn.Module):
-        latent_dim = 1
-
-        def forward(self, z):
-            return torch.where(z > 0.0, torch.full_like(z, torch.nan), z)
-
-    post = Posterior(NanAbove(), torch.zeros(1, 1), Mask(torch.ones(1)), Gaussian(1.0), latent_dim=1)
+    post = Posterior(NanAbove(0.0), torch.zeros(1, 1), Mask(torch.ones(1)), Gaussian(1.0), latent_dim=1)
     rng = torch.Generator().manual_seed(0)
     state = hmc_init(torch.full((1, 50, 1), 0.3), post)  # every chain starts where G is NaN
     assert torch.isinf(state.evaluation.log_likelihood).all()

@@ -128,11 +128,7 @@ def _start_from_candidates(
     observed = posterior.observed
     b, d = posterior.batch, posterior.latent_dim
     z = torch.randn((b, candidates, d), generator=rng, device=observed.device, dtype=observed.dtype)
-    per_call = max(1, 4096 // b)
-    log_lik = torch.cat([
-        torch.nan_to_num(posterior.log_likelihood_no_grad(z[:, i : i + per_call])[0], nan=-torch.inf)
-        for i in range(0, candidates, per_call)
-    ], dim=1)
+    log_lik = posterior.score(z)
     uniform = torch.full_like(log_lik, -math.log(candidates))
     beta = next_beta(uniform, log_lik, torch.zeros(b, device=z.device, dtype=z.dtype), target_ess=target_ess)
     increment = weight_increment(beta, log_lik)

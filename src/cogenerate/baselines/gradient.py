@@ -36,12 +36,7 @@ def best_of_prior(
     observed = posterior.observed
     b, d = posterior.batch, posterior.latent_dim
     z = torch.randn((b, candidates, d), generator=rng, device=observed.device, dtype=observed.dtype)
-    per_call = max(1, chunk // b)
-    scores = []
-    for start in range(0, candidates, per_call):
-        log_lik, _ = posterior.log_likelihood_no_grad(z[:, start : start + per_call])
-        scores.append(torch.nan_to_num(log_lik, nan=-torch.inf))
-    top = torch.cat(scores, dim=1).topk(keep, dim=1).indices
+    top = posterior.score(z, chunk=chunk).topk(keep, dim=1).indices
     return torch.gather(z, 1, top.unsqueeze(-1).expand(-1, -1, d))
 
 
