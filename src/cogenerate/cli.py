@@ -139,7 +139,7 @@ def build_parser() -> argparse.ArgumentParser:
         "examples:\n"
         "  cogen demo\n"
         "  cogen demo --out /tmp/demo --iterations 5000\n"
-        "\nThe full reproduction (four checkpoints, the published 10,000-step AIS) is\n"
+        "\nThe full reproduction (four checkpoints, 6,000-step AIS as in the paper's Fig. 3) is\n"
         "`cogen reproduce toy`.",
     )
     demo.add_argument("--out", default="cogen-demo", help="output folder (default: %(default)s)")
@@ -155,6 +155,7 @@ def build_parser() -> argparse.ArgumentParser:
         "  cogen reproduce toy --quick                 # a few minutes\n"
         "  cogen reproduce toy --out results/toy       # the full run (long)\n"
         "  cogen reproduce images --quick\n"
+        "  cogen reproduce images --set checkpoints=runs/fm --set 'iterations=[2000,4000,6000]' --set images=30\n"
         "  cogen reproduce toy --set chains=50 --set 'ais={\"steps\": 2000, \"leapfrog\": 10}'",
     )
     reproduce.add_argument("experiment", choices=("toy", "images"), help="which experiment")

@@ -1,7 +1,11 @@
+from pathlib import Path
+
+import pytest
 import torch
 
+from cogenerate.data.images import FASHION_MNIST_ROOT
 from cogenerate.data.masks import make_operator
-from cogenerate.experiments.images import ImagesConfig, evaluate_method, method_settings, summarise
+from cogenerate.experiments.images import ImagesConfig, evaluate_method, method_settings, reproduce_images, summarise
 from cogenerate.models.dcgan import DCGANGenerator, weights_init
 
 
@@ -27,3 +31,14 @@ def test_evaluate_method_reports_per_image_metrics():
 def test_summarise_gives_mean_and_normal_interval():
     mean, half = summarise(torch.tensor([1.0, 2.0, 3.0, 4.0]))
     assert mean == 2.5 and abs(half - 1.96 * torch.tensor([1.0, 2.0, 3.0, 4.0]).std().item() / 2) < 1e-6
+
+
+@pytest.mark.skipif(not FASHION_MNIST_ROOT.exists(), reason="needs `apt-get install dataset-fashion-mnist`")
+def test_reproduce_images_quick_writes_table_and_figures(tmp_path):
+    result = reproduce_images(tmp_path, config=ImagesConfig.quick())
+    rows = result["rows"]
+    assert {r["iteration"] for r in rows} == {10, 20}
+    assert {r["method"] for r in rows} == set(ImagesConfig.quick().methods)
+    assert all(r["grad_evals_per_chain"] <= 20 for r in rows)
+    for path in result["files"].values():
+        assert Path(path).stat().st_size > 0

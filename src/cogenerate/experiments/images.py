@@ -42,15 +42,18 @@ class ImagesConfig:
     mask: str = "box"
     methods: tuple[str, ...] = ("gd", "gd-best", "yeh", "ais", "smc", "smc-polish")
     chains: int = 8
-    budget: int = 300  # generator gradient evaluations per chain, every method
-    candidates: int = 5000  # prior draws scored by gd-best, smc and smc-polish
+    budget: int = 200  # generator gradient evaluations per chain, every method
+    candidates: int = 2000  # prior draws scored by gd-best, smc and smc-polish
     noise_std: float = 0.1
     lr: float = 0.01
     batch: int = 50  # images per complete() call
     seed: int = 0
-    # Training when no checkpoint directory is given (a DCGAN like the shipped one).
+    # A folder of `cogen train` checkpoints to evaluate, and which iterations of it (empty: all).
+    checkpoints: str | None = None
+    iterations: tuple[int, ...] = ()
+    # Training when no checkpoint folder is given (a narrower DCGAN than the shipped one).
     train_iterations: int = 3000
-    checkpoint_every: int = 750
+    checkpoint_every: int = 1000
     width: int = 32
     latent_dim: int = 100
     examples: int = 6
@@ -58,7 +61,7 @@ class ImagesConfig:
 
     @classmethod
     def quick(cls) -> ImagesConfig:
-        return cls(images=4, chains=4, budget=30, candidates=64, batch=4, train_iterations=40, checkpoint_every=20,
+        return cls(images=2, chains=4, budget=20, candidates=32, batch=2, train_iterations=20, checkpoint_every=10,
                    width=8, latent_dim=16, examples=2)
 
 
@@ -248,8 +251,9 @@ def reproduce_images(
         out_dir: output folder (``results.md``, ``results.json``, ``fig3_curves.png``,
             ``fig4_examples.png``; ``checkpoints/`` when training here).
         config: :class:`ImagesConfig`.
-        checkpoints: a folder of ``cogen train`` checkpoints to evaluate; by default a DCGAN
-            is trained first with ``config.train_iterations`` and ``config.checkpoint_every``.
+        checkpoints: a folder of ``cogen train`` checkpoints to evaluate (default:
+            ``config.checkpoints``; if neither is given a DCGAN is trained first with
+            ``config.train_iterations`` and ``config.checkpoint_every``).
         progress: ``progress(stage, fraction)``.
     """
     from cogenerate.training.checkpoint import list_checkpoints, load_checkpoint
@@ -257,10 +261,13 @@ def reproduce_images(
     config = config or ImagesConfig()
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
+    checkpoints = checkpoints if checkpoints is not None else config.checkpoints
     folder = Path(checkpoints) if checkpoints is not None else _train_checkpoints(out, config, progress)
     found = list_checkpoints(folder)
+    if config.iterations:
+        found = [(i, p) for i, p in found if i in set(config.iterations)]
     if not found:
-        raise ValueError(f"no checkpoints in {folder}; train some with `cogen train --out {folder}`")
+        raise ValueError(f"no (selected) checkpoints in {folder}; train some with `cogen train --out {folder}`")
     test = load_dataset(config.dataset, split="test")
     rng = torch.Generator().manual_seed(config.seed)
     pick = torch.randperm(len(test), generator=rng)[: config.images]
