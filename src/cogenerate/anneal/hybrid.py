@@ -62,8 +62,11 @@ def smc_polish(
     steps = polish_steps if max_grad_evals is None else max_grad_evals - sampled.grad_evals
     if steps < 1:
         return sampled
+    # Polish the particles from before any forced jump to β = 1: a jump concentrates the
+    # weights on few particles, while the tempered ones still cover the basins.
     polished = gradient_descent(
-        posterior, chains=chains, rng=rng, steps=steps, lr=lr, init=sampled.latents, prior_weight=prior_weight,
+        posterior, chains=chains, rng=rng, steps=steps, lr=lr, init=sampled.diagnostics["tempered_latents"],
+        prior_weight=prior_weight,
         progress=None if progress is None else lambda f: progress(0.7 + 0.3 * f),
     )
     return sampled._replace(

@@ -171,7 +171,9 @@ def smc(
             forward passes only (no gradients, as gd-best's candidates): the first tempering
             step reweights all of them and resamples ``chains`` particles.
         max_grad_evals: cap on gradient evaluations per chain (1 + steps·M·L + moves·L).
-            When the next tempering step would exceed it, β jumps to 1 by reweighting alone.
+            When the next tempering step would exceed it, β jumps to 1 by reweighting alone;
+            the particles from just before the jump are kept in
+            ``diagnostics["tempered_latents"]`` (at ``diagnostics["tempered_beta"]``).
 
     Returns:
         a :class:`SamplerOutput`.
@@ -222,9 +224,12 @@ def smc(
             inv_mass = _particle_variance(state.position, log_w).clamp(1e-6, 1e6)
         state, eps, acc, div = mutate(state, beta, eps, inv_mass)
         divergent, spent = divergent + div, spent + cost
+    tempered_latents, tempered_beta = None, None
     while bool((beta < 1).any()) and steps < max_steps:
         out_of_budget = max_grad_evals is not None and spent + cost > max_grad_evals
         if out_of_budget or steps == max_steps - 1:
+            # Keep the particles as they were before the forced jump: still diverse.
+            tempered_latents, tempered_beta = state.position.clone(), beta.clone()
             new_beta = torch.ones_like(beta)
         else:
             new_beta = next_beta(log_w, state.evaluation.log_likelihood, beta, target_ess=target_ess)
@@ -269,6 +274,9 @@ def smc(
         "step_size": torch.stack(trace["step_size"]).cpu() if trace["step_size"] else torch.zeros(0),
         "divergences": int(divergent),
         "steps": steps,
+        # Particles before β was forced to 1 by the budget (the final ones if it was not).
+        "tempered_latents": state.position if tempered_latents is None else tempered_latents,
+        "tempered_beta": beta.cpu() if tempered_beta is None else tempered_beta.cpu(),
     }
     return SamplerOutput(
         latents=state.position,

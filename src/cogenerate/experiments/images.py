@@ -177,8 +177,10 @@ def _train_checkpoints(out: Path, config: ImagesConfig, progress: Progress) -> P
     data = load_dataset(config.dataset, split="train")
     rng = torch.Generator().manual_seed(config.seed)
     size, channels = data.shape[-1], data.shape[1]
-    generator = weights_init(DCGANGenerator(config.latent_dim, image_size=size, channels=channels, width=config.width), rng=rng)
-    discriminator = weights_init(DCGANDiscriminator(image_size=size, channels=channels, width=config.width), rng=rng)
+    with torch.random.fork_rng():  # construction draws default weights from the global RNG; leave it untouched
+        generator = DCGANGenerator(config.latent_dim, image_size=size, channels=channels, width=config.width)
+        discriminator = DCGANDiscriminator(image_size=size, channels=channels, width=config.width)
+    generator, discriminator = weights_init(generator, rng=rng), weights_init(discriminator, rng=rng)
 
     def sample_data(n: int, data_rng: torch.Generator) -> Tensor:
         return data[torch.randint(len(data), (n,), generator=data_rng)]
