@@ -1,0 +1,5 @@
+"""``python -m cogenerate`` runs the ``cogen`` command."""
+
+from cogenerate.cli import main
+
+raise SystemExit(main())
