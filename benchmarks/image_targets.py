@@ -53,6 +53,8 @@ def main() -> None:
     parser.add_argument("--methods", default=None, help="comma-separated (default depends on the target)")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--json", default=None, help="also write the rows here")
+    parser.add_argument("--baseline", default=None,
+                        help="JSON of an earlier run with the same images whose gd-best row to compare against")
     args = parser.parse_args()
 
     generator, discriminator = load_model(args.model)
@@ -79,7 +81,13 @@ def main() -> None:
             row[key + "_mean"] = mean
         rows.append(row)
         print(json.dumps(row), flush=True)
-    base = next(r for r in rows if r["method"] == "gd-best")
+    base = next((r for r in rows if r["method"] == "gd-best"), None)
+    if base is None and args.baseline:
+        with open(args.baseline) as f:
+            base = next(r for r in json.load(f) if r["method"] == "gd-best")
+        rows.insert(0, base)
+    if base is None:
+        base = rows[0]
     print()
     print("| method | chains | grad evals/chain | prior draws | hidden MSE (estimate) | SSIM (estimate) | "
           "hidden MSE (best of K) | std–error rank corr. | MSE ratio vs gd-best | best-of-K ratio vs gd-best | s |")

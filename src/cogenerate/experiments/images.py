@@ -74,8 +74,8 @@ def method_settings(method: str, config: ImagesConfig) -> dict[str, Any]:
         "gd-best": {"steps": budget, "options": {"lr": lr, "candidates": n}},
         "yeh": {"steps": budget, "options": {"lr": lr}},
         "ais": {"steps": budget, "leapfrog": 10},
-        "smc": {"leapfrog": 10, "options": {"candidates": n, "final_moves": budget}},
-        "smc-polish": {"leapfrog": 10, "options": {"candidates": n, "lr": lr}},
+        "smc": {"leapfrog": 5, "options": {"candidates": n, "final_moves": budget}},
+        "smc-polish": {"leapfrog": 5, "options": {"candidates": n, "lr": lr}},
     }
     if method not in table:
         raise ValueError(f"no image-experiment settings for method {method!r}; known: {sorted(table)}")
