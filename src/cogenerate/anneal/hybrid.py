@@ -35,6 +35,7 @@ def smc_polish(
     prior_weight: float = 1.0,
     leapfrog: int = 5,
     candidates: int = 1000,
+    polish_from: str = "tempered",
     max_grad_evals: int | None = None,
     smc_options: dict[str, Any] | None = None,
     progress: Callable[[float], None] | None = None,
@@ -46,6 +47,8 @@ def smc_polish(
         polish_steps: polish iterations when no budget is given.
         lr: Adam learning rate of the polish.
         prior_weight: 1 polishes toward the posterior mode, 0 toward the best fit of Eq. (1).
+        polish_from: "tempered" (the particles from before a budget-forced jump to β = 1,
+            which still cover the basins) or "final" (SMC's final, resampled particles).
         leapfrog, candidates, smc_options: passed to :func:`smc`. Five leapfrog steps per
             move (rather than SMC's 10) let the tempering reach β = 1 within half of a
             few-hundred-gradient budget on 28×28 images; 1,000 forward-only prior draws
@@ -55,6 +58,8 @@ def smc_polish(
         the SMC :class:`SamplerOutput` with the polished samples as ``point_samples``, the
         polish's diagnostics under ``"polish"`` and ``grad_evals`` counting both parts.
     """
+    if polish_from not in ("tempered", "final"):
+        raise ValueError(f"polish_from must be 'tempered' or 'final', got {polish_from!r}")
     if not 0 <= polish_fraction < 1:
         raise ValueError(f"polish_fraction must lie in [0, 1), got {polish_fraction}")
     smc_budget = None if max_grad_evals is None else max(1, round((1 - polish_fraction) * max_grad_evals))
@@ -65,10 +70,9 @@ def smc_polish(
     steps = polish_steps if max_grad_evals is None else max_grad_evals - sampled.grad_evals
     if steps < 1:
         return sampled
-    # Polish the particles from before any forced jump to β = 1: a jump concentrates the
-    # weights on few particles, while the tempered ones still cover the basins.
+    start = sampled.diagnostics["tempered_latents"] if polish_from == "tempered" else sampled.latents
     polished = gradient_descent(
-        posterior, chains=chains, rng=rng, steps=steps, lr=lr, init=sampled.diagnostics["tempered_latents"],
+        posterior, chains=chains, rng=rng, steps=steps, lr=lr, init=start,
         prior_weight=prior_weight,
         progress=None if progress is None else lambda f: progress(0.7 + 0.3 * f),
     )
