@@ -68,7 +68,7 @@ def main() -> None:
     rows = []
     toy = ToyGenerator()
     for method in ("ais", "smc"):
-        rows.append(measure("toy MLP (2→128×3→2)", toy, torch.zeros(1, 2), torch.tensor([0.0, 1.0]), chains=100,
+        rows.append(measure(f"toy MLP (2→{toy.hidden}×{toy.depth}→2)", toy, torch.zeros(1, 2), torch.tensor([0.0, 1.0]), chains=100,
                             method=method, budget=1001, repeats=args.repeats))
     dcgan = DCGANGenerator(100, image_size=64, channels=3, width=64)
     image = torch.zeros(1, 3, 64, 64)
