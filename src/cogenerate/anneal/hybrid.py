@@ -63,9 +63,10 @@ def smc_polish(
     if not 0 <= polish_fraction < 1:
         raise ValueError(f"polish_fraction must lie in [0, 1), got {polish_fraction}")
     smc_budget = None if max_grad_evals is None else max(1, round((1 - polish_fraction) * max_grad_evals))
+    share = 1 - polish_fraction  # of the progress bar
     sampled = smc(
         posterior, chains=chains, rng=rng, leapfrog=leapfrog, candidates=candidates, max_grad_evals=smc_budget,
-        progress=None if progress is None else lambda f: progress(0.7 * f), **(smc_options or {}),
+        progress=None if progress is None else lambda f: progress(share * f), **(smc_options or {}),
     )
     steps = polish_steps if max_grad_evals is None else max_grad_evals - sampled.grad_evals
     if steps < 1:
@@ -74,7 +75,7 @@ def smc_polish(
     polished = gradient_descent(
         posterior, chains=chains, rng=rng, steps=steps, lr=lr, init=start,
         prior_weight=prior_weight,
-        progress=None if progress is None else lambda f: progress(0.7 + 0.3 * f),
+        progress=None if progress is None else lambda f: progress(share + (1 - share) * f),
     )
     return sampled._replace(
         grad_evals=sampled.grad_evals + polished.grad_evals,
