@@ -205,8 +205,10 @@ def _plot_fig1(generators: Mapping[int, nn.Module], config: ToyConfig, path: Pat
     for col, (iteration, generator) in enumerate(generators.items()):
         z1, z2, loss = loss_landscape(generator)
         ax = axes[0, col]
-        mesh = ax.pcolormesh(z1, z2, loss.clamp_min(1e-4), norm=LogNorm(), cmap="viridis", shading="auto")
+        mesh = ax.pcolormesh(z1.numpy(), z2.numpy(), loss.clamp_min(1e-4).numpy(), norm=LogNorm(), cmap="viridis",
+                             shading="auto")
         path_z, losses = gd_trajectory(generator, z0, steps=int(config.gd.get("steps", 1000)), lr=float(config.gd.get("options", {}).get("lr", 0.01)))
+        path_z = path_z.numpy()
         ax.plot(path_z[:, 0], path_z[:, 1], color="red", lw=1.5)
         ax.scatter(path_z[-1:, 0], path_z[-1:, 1], color="red", s=20, zorder=3)
         ax.set_title(f"{iteration} iterations")
@@ -227,26 +229,26 @@ def _plot_fig2(generators: Mapping[int, nn.Module], results: Mapping[int, Mappin
                path: Path) -> None:
     import matplotlib.pyplot as plt
 
-    data = ring_of_gaussians(1000, rng=torch.Generator().manual_seed(config.seed))
+    data = ring_of_gaussians(1000, rng=torch.Generator().manual_seed(config.seed)).numpy()
     methods = list(next(iter(results.values())))
     ncols = 1 + 2 * len(methods)
     fig, axes = plt.subplots(len(generators), ncols, figsize=(2.5 * ncols, 2.5 * len(generators)), squeeze=False)
     bins = torch.logspace(-5, 1, 31).numpy()
     for row, (iteration, generator) in enumerate(generators.items()):
         with torch.no_grad():
-            fake = generator(torch.randn(1000, 2, generator=torch.Generator().manual_seed(1)))
+            fake = generator(torch.randn(1000, 2, generator=torch.Generator().manual_seed(1))).numpy()
         ax = axes[row, 0]
         ax.scatter(data[:, 0], data[:, 1], s=2, color="tab:blue", alpha=0.4)
         ax.scatter(fake[:, 0], fake[:, 1], s=2, color="black", alpha=0.5)
         ax.set_ylabel(f"{iteration} it.")
         for m, method in enumerate(methods):
             out = results[iteration][method]
-            x = out.samples[0]
+            x = out.samples[0].numpy()
             ax = axes[row, 1 + 2 * m]
             ax.scatter(data[:, 0], data[:, 1], s=2, color="tab:blue", alpha=0.3)
             ax.scatter(x[:, 0], x[:, 1], s=8, color="gold", edgecolor="black", linewidth=0.3)
             ax.scatter([1.0], [0.0], marker="x", color="red", s=40)
-            error = reconstruction_error(x).clamp_min(1e-5)
+            error = reconstruction_error(out.samples[0]).clamp_min(1e-5)
             ax = axes[row, 2 + 2 * m]
             ax.hist(error.numpy(), bins=bins, color="gold", edgecolor="black")
             ax.axvline(SUCCESS_THRESHOLD, color="red", lw=1)
@@ -275,8 +277,9 @@ def _plot_fig3(generator: nn.Module, out: Completion, path: Path) -> None:
     z1, z2, loss = loss_landscape(generator)
     fig, axes = plt.subplots(1, len(snapshots), figsize=(3 * len(snapshots), 3.2), squeeze=False)
     for ax, (t, z) in zip(axes[0], sorted(snapshots.items()), strict=True):
-        ax.pcolormesh(z1, z2, loss.clamp_min(1e-4), norm=LogNorm(), cmap="Greys_r", shading="auto")
-        ax.scatter(z[0, :, 0], z[0, :, 1], s=6, color="orange", edgecolor="black", linewidth=0.2)
+        ax.pcolormesh(z1.numpy(), z2.numpy(), loss.clamp_min(1e-4).numpy(), norm=LogNorm(), cmap="Greys_r",
+                      shading="auto")
+        ax.scatter(z[0, :, 0].numpy(), z[0, :, 1].numpy(), s=6, color="orange", edgecolor="black", linewidth=0.2)
         ax.set_title(f"AIS step {t}")
         ax.set_xlim(-3, 3)
         ax.set_ylim(-3, 3)
