@@ -58,6 +58,16 @@ def make_linear_gaussian(*, latent_dim: int = 3, x_dim: int = 6, batch: int = 2,
                                  marginal.log_prob(observed[:, o]))
 
 
+@pytest.fixture(autouse=True)
+def _one_thread():
+    """The tests use tiny models: intra-op threads gain nothing, and on a shared 2-core machine
+    two spinning OpenMP threads make them several times slower."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
+
+
 @pytest.fixture
 def linear_gaussian() -> LinearGaussianProblem:
     return make_linear_gaussian()

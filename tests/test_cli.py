@@ -25,14 +25,6 @@ REPORT_KEYS = {
 METRIC_KEYS = {"hidden_mse", "mse", "psnr", "ssim", "ms_ssim"}
 
 
-@pytest.fixture(autouse=True)
-def _one_thread():
-    # tiny models; two spinning OpenMP threads on a shared 2-core machine only slow them down
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
-
 
 def _error_line(capsys: pytest.CaptureFixture[str], argv: list[str]) -> str:
     """Run ``cogen argv``; it must fail with status 2 and exactly one stderr line."""

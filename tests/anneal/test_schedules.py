@@ -1,5 +1,4 @@
 import pytest
-import torch
 
 from cogenerate.anneal.schedules import SCHEDULES, make_schedule
 

@@ -13,15 +13,6 @@ from cogenerate.training.checkpoint import list_checkpoints, load_checkpoint
 from cogenerate.training.gan import init_parameters_, train_gan, train_toy_gan
 
 
-@pytest.fixture(autouse=True)
-def _one_thread():
-    # Tiny models gain nothing from intra-op threads, and on a shared 2-core machine two
-    # spinning OpenMP threads make these tests ~10x slower.
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
-
 
 def _ring(n: int, rng: torch.Generator) -> torch.Tensor:
     return ring_of_gaussians(n, rng=rng)
