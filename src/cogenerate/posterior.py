@@ -15,6 +15,7 @@ generator call of batch ``B·C``.
 from __future__ import annotations
 
 import contextlib
+import functools
 import math
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
@@ -70,14 +71,14 @@ class Posterior:
     def x_shape(self) -> tuple[int, ...]:
         return tuple(self.observed.shape[1:])
 
-    @property
+    @functools.cached_property
     def observed_projection(self) -> Tensor:
-        """``A(x)`` of the observations, ``(B, 1, *y_shape)``."""
+        """``A(x)`` of the observations, ``(B, 1, *y_shape)`` (computed once)."""
         return self.operator(self.observed.unsqueeze(1))
 
-    @property
+    @functools.cached_property
     def observed_count(self) -> Tensor:
-        """Observed scalars per observation, ``(B,)``."""
+        """Observed scalars per observation, ``(B,)`` (computed once)."""
         return self.operator.observed_count(self.batch, self.x_shape).to(self.observed)
 
     def generate(self, z: Tensor) -> Tensor:
