@@ -14,7 +14,7 @@ import json
 import math
 import time
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import asdict, dataclass, field, replace
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -305,8 +305,3 @@ def reproduce_images(
     mask = operator.full(len(images), tuple(images.shape[1:])) if isinstance(operator, Mask) else torch.ones_like(images)
     _plot_examples(images[: config.examples], mask[: config.examples], examples, files["examples"])
     return {"rows": rows, "files": {k: str(v) for k, v in files.items()}}
-
-
-def with_overrides(config: ImagesConfig, **overrides: Any) -> ImagesConfig:
-    """``config`` with the non-None ``overrides`` applied (for the CLI)."""
-    return replace(config, **{k: v for k, v in overrides.items() if v is not None})
