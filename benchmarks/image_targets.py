@@ -50,6 +50,8 @@ def main() -> None:
     parser.add_argument("--budget", type=int, default=300)
     parser.add_argument("--candidates", type=int, default=5000)
     parser.add_argument("--noise-std", type=float, default=0.1)
+    parser.add_argument("--fit-noise", action="store_true",
+                        help="smc and smc-polish fit the noise scale by maximum evidence (noise_std='auto')")
     parser.add_argument("--methods", default=None, help="comma-separated (default depends on the target)")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--json", default=None, help="also write the rows here")
@@ -66,7 +68,8 @@ def main() -> None:
     default_methods = ["gd-best", DEFAULT_METHOD, "smc", "smc-polish"] if args.target == "point" else ["gd-best", "smc", "ais"]
     methods = list(dict.fromkeys(args.methods.split(",") if args.methods else default_methods))
     config = ImagesConfig(images=args.images, chains=args.chains, budget=args.budget, candidates=args.candidates,
-                          noise_std=args.noise_std, batch=min(args.images, 25), seed=args.seed)
+                          noise_std=args.noise_std, fit_noise=args.fit_noise, batch=min(args.images, 25),
+                          seed=args.seed)
     rows = []
     for method in methods:
         started = time.perf_counter()
@@ -75,6 +78,8 @@ def main() -> None:
                "grad_evals_per_chain": result["grad_evals_per_chain"], "budget": args.budget,
                "prior_draws": config.candidates if method in ("gd-best", "smc", "smc-polish") else args.chains,
                "seconds": round(time.perf_counter() - started, 1)}
+        scale = result["noise_scale"]
+        row["noise_scale"] = f"{scale.median():.3f} ({scale.min():.3f}–{scale.max():.3f})"
         for key in ("mse_hidden_estimate", "ssim_estimate", "mse_hidden_best", "ssim_best", "std_error_rank_correlation"):
             mean, half = summarise(result[key])
             row[key] = f"{mean:.4f} ± {half:.4f}"

@@ -39,6 +39,20 @@ class LinearGaussianProblem:
     log_evidence: Tensor  # (B,)
 
 
+def linear_gaussian_posterior(generator: LinearGenerator, observed: Tensor, mask: Tensor,
+                              sigma: float | Tensor) -> tuple[Tensor, Tensor, Tensor]:
+    """Closed-form posterior mean ``(B, D)``, covariance ``(B, D, D)`` and log-evidence ``(B,)``
+    of observations ``(B, X)`` at noise std ``sigma`` (a number or one per observation)."""
+    o = mask.bool()
+    a_o, b_o = generator.weight.detach()[o], generator.bias.detach()[o]
+    var = torch.as_tensor(sigma, dtype=a_o.dtype).pow(2).expand(observed.shape[0]).reshape(-1, 1, 1)
+    eye_d, eye_o = torch.eye(a_o.shape[1], dtype=a_o.dtype), torch.eye(a_o.shape[0], dtype=a_o.dtype)
+    cov = torch.linalg.inv(eye_d + a_o.T @ a_o / var)
+    mean = torch.einsum("bij,bj->bi", cov, (observed[:, o] - b_o) @ a_o) / var[:, :, 0]
+    marginal = torch.distributions.MultivariateNormal(b_o, a_o @ a_o.T + var * eye_o)
+    return mean, cov, marginal.log_prob(observed[:, o])
+
+
 def make_linear_gaussian(*, latent_dim: int = 3, x_dim: int = 6, batch: int = 2, sigma: float = 0.5,
                          seed: int = 1) -> LinearGaussianProblem:
     g = torch.Generator().manual_seed(seed)
@@ -49,13 +63,9 @@ def make_linear_gaussian(*, latent_dim: int = 3, x_dim: int = 6, batch: int = 2,
     mask[: x_dim // 2] = 1.0
     z = torch.randn(batch, latent_dim, generator=g, dtype=dtype)
     observed = z @ weight.T + bias + sigma * torch.randn(batch, x_dim, generator=g, dtype=dtype)
-    o = mask.bool()
-    a_o, b_o = weight[o], bias[o]
-    cov = torch.linalg.inv(torch.eye(latent_dim, dtype=dtype) + a_o.T @ a_o / sigma**2)
-    mean = (observed[:, o] - b_o) @ a_o @ cov.T / sigma**2
-    marginal = torch.distributions.MultivariateNormal(b_o, a_o @ a_o.T + sigma**2 * torch.eye(int(o.sum()), dtype=dtype))
-    return LinearGaussianProblem(LinearGenerator(weight, bias), observed, mask, sigma, mean, cov,
-                                 marginal.log_prob(observed[:, o]))
+    generator = LinearGenerator(weight, bias)
+    mean, cov, log_evidence = linear_gaussian_posterior(generator, observed, mask, sigma)
+    return LinearGaussianProblem(generator, observed, mask, sigma, mean, cov[0], log_evidence)
 
 
 @pytest.fixture(autouse=True)

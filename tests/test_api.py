@@ -149,3 +149,27 @@ def test_laplace_noise_runs():
     p = make_linear_gaussian()
     out = cg.complete(p.generator, p.observed, p.mask, method="smc", noise="laplace", noise_std=0.3, chains=8)
     assert torch.isfinite(out.log_evidence).all()
+
+
+@pytest.mark.parametrize("method", ["smc", "smc-polish"])
+def test_auto_noise_std_is_fitted_and_reported(method):
+    p = make_linear_gaussian(x_dim=40, sigma=0.3, seed=2)
+    out = cg.complete(p.generator, p.observed, p.mask, method=method, noise_std="auto", chains=32,
+                      **fast_options(method))
+    scale = out.diagnostics["noise_scale"]
+    assert scale.shape == (2,)
+    assert ((scale > 0.1) & (scale < 1.0)).all()  # near the data's 0.3, far from the floor
+
+
+def test_a_fixed_noise_std_is_reported_too():
+    p = make_linear_gaussian()
+    out = cg.complete(p.generator, p.observed, p.mask, method="gd", noise_std=0.2, steps=2)
+    torch.testing.assert_close(out.diagnostics["noise_scale"], torch.full((2,), 0.2))
+
+
+def test_auto_noise_std_needs_a_method_that_fits_it():
+    p = make_linear_gaussian()
+    with pytest.raises(ValueError, match="smc, smc-polish"):
+        cg.complete(p.generator, p.observed, p.mask, method="gd-best", noise_std="auto")
+    with pytest.raises(ValueError, match="positive number or 'auto'"):
+        cg.complete(p.generator, p.observed, p.mask, method="smc", noise_std="fit")

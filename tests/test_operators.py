@@ -57,3 +57,24 @@ def test_make_noise_rejects_unknown_and_nonpositive():
         make_noise("cauchy", 1.0)
     with pytest.raises(ValueError, match="positive"):
         make_noise("gaussian", 0.0)
+
+
+@pytest.mark.parametrize("noise", [Gaussian(0.05), Laplace(0.05)])
+def test_evidence_correction_turns_the_tempered_normaliser_into_an_evidence(noise):
+    # One latent, G(z) = a·z + c, five observed values: integrate both sides on a fine grid.
+    z = torch.linspace(-12, 12, 400_001, dtype=torch.float64)
+    a, c = torch.tensor([1.0, -0.5, 2.0, 0.3, 0.8], dtype=torch.float64), 0.1
+    y = torch.tensor([0.7, -0.2, 1.5, 0.4, 0.5], dtype=torch.float64)
+    residual = (a * z[:, None] + c - y).reshape(1, -1, 5)
+    count = torch.tensor([5.0], dtype=torch.float64)
+    log_prior = torch.distributions.Normal(0.0, 1.0).log_prob(z)
+
+    def log_integral(log_f):
+        return torch.log(torch.trapezoid((log_prior + log_f).exp(), z))
+
+    for beta in (0.01, 0.2, 0.7):
+        b = torch.tensor([beta], dtype=torch.float64)
+        tempered = log_integral(beta * noise.log_prob(residual, count)[0])
+        wider = type(noise)(float(noise.tempered_scale(b)))
+        expected = log_integral(wider.log_prob(residual, count)[0])
+        torch.testing.assert_close(tempered + noise.evidence_correction(b, count)[0], expected)

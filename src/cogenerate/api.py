@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Callable, Mapping
 from functools import partial
 from typing import Any, NamedTuple
@@ -27,17 +28,21 @@ class Method(NamedTuple):
     steps_argument: str | None  # which keyword ``steps=`` sets
     uses_leapfrog: bool
     point_estimate: str  # "mean" (weighted posterior mean) or "best" (best fit)
+    fits_noise: bool = False  # accepts ``empirical_bayes=True`` (``noise_std="auto"``)
 
 
 METHODS: dict[str, Method] = {
     "ais": Method(ais, "steps", True, "mean"),
-    "smc": Method(smc, "max_steps", True, "mean"),
+    "smc": Method(smc, "max_steps", True, "mean", fits_noise=True),
     "gd": Method(partial(gradient_descent, init="prior"), "steps", False, "best"),
     "gd-best": Method(partial(gradient_descent, init="best-of"), "steps", False, "best"),
     "yeh": Method(yeh, "steps", False, "best"),
-    "smc-polish": Method(smc_polish, "polish_steps", True, "best"),
+    "smc-polish": Method(smc_polish, "polish_steps", True, "best", fits_noise=True),
 }
 DEFAULT_METHOD = "smc-polish"
+# noise_std="auto" starts the evidence search from this fraction of the observed values'
+# root mean square: far below any misfit a generator leaves on real data.
+AUTO_NOISE_FLOOR = 1e-2
 
 
 def register_method(name: str, method: Method) -> None:
@@ -91,12 +96,15 @@ def make_posterior(
     mask: Tensor | Operator,
     *,
     noise: str = "gaussian",
-    noise_std: float = 0.1,
+    noise_std: float | str = 0.1,
     latent_dim: int | None = None,
     discriminator: Callable[[Tensor], Tensor] | None = None,
     discriminator_weight: float = 1.0,
 ) -> Posterior:
-    """Validate the inputs and build the target ``p(z | x_o)``; raises ``ValueError`` on bad input."""
+    """Validate the inputs and build the target ``p(z | x_o)``; raises ``ValueError`` on bad input.
+
+    ``noise_std="auto"`` gives the noise model the floor of the evidence search
+    (``AUTO_NOISE_FLOOR`` times the observed values' root mean square)."""
     observed = torch.as_tensor(observed)
     dim = _latent_dim(generator, latent_dim)
     x_shape = _probe(generator, dim, observed if observed.is_floating_point() else observed.float())
@@ -114,15 +122,23 @@ def make_posterior(
         observed = torch.where(seen, observed, torch.zeros_like(observed))  # hidden entries may hold NaN
     elif not torch.isfinite(observed).all():
         raise ValueError("observed contains NaN or inf")
-    return Posterior(
+    auto = isinstance(noise_std, str)
+    if auto and noise_std != "auto":
+        raise ValueError(f"noise_std must be a positive number or 'auto', got {noise_std!r}")
+    posterior = Posterior(
         generator=generator,
         observed=observed,
         operator=operator,
-        noise=make_noise(noise, noise_std),
+        noise=make_noise(noise, 1.0 if auto else noise_std),
         latent_dim=dim,
         discriminator=discriminator,
         discriminator_weight=discriminator_weight,
     )
+    if not auto:
+        return posterior
+    projection = posterior.observed_projection
+    rms = (projection.pow(2).sum() / posterior.observed_count.sum()).sqrt().item()
+    return dataclasses.replace(posterior, noise=make_noise(noise, AUTO_NOISE_FLOOR * (rms if rms > 0 else 1.0)))
 
 
 def finish(posterior: Posterior, output: SamplerOutput, *, method: str, point_estimate: str) -> Completion:
@@ -144,6 +160,8 @@ def finish(posterior: Posterior, output: SamplerOutput, *, method: str, point_es
         estimate = weighted_mean(completions, log_weights)
         if m is not None:  # paste the observed part in exactly
             estimate = m * posterior.observed + (1 - m) * estimate
+    diagnostics = dict(output.diagnostics)
+    diagnostics.setdefault("noise_scale", torch.full((posterior.batch,), posterior.noise.scale))
     return Completion(
         samples=samples,
         completions=completions,
@@ -153,7 +171,7 @@ def finish(posterior: Posterior, output: SamplerOutput, *, method: str, point_es
         log_evidence=output.log_evidence,
         grad_evals=output.grad_evals,
         method=method,
-        diagnostics=output.diagnostics,
+        diagnostics=diagnostics,
     )
 
 
@@ -166,7 +184,7 @@ def complete(
     chains: int = 16,
     steps: int | None = None,
     leapfrog: int | None = None,
-    noise_std: float = 0.1,
+    noise_std: float | str = 0.1,
     noise: str = "gaussian",
     max_grad_evals: int | None = None,
     latent_dim: int | None = None,
@@ -186,12 +204,15 @@ def complete(
         observed: ``(B, *x_shape)`` or ``x_shape``; hidden entries are ignored (may be NaN).
         mask: broadcasts to ``observed``, 1 = observed, 0 = hidden; or an
             :class:`~cogenerate.operators.Operator` (e.g. ``Downsample(4)``).
-        method: "smc" (default), "ais", "gd", "gd-best", or a registered method.
+        method: "smc-polish" (default), "smc", "ais", "gd", "gd-best", "yeh", or a registered method.
         chains: chains (particles, restarts) per observation.
         steps: annealing temperatures (ais), cap on tempering steps (smc) or descent
             iterations (gd, gd-best); ``None`` keeps the method's default.
         leapfrog: leapfrog steps per HMC move (samplers only).
-        noise_std: scale of the observation noise (Gaussian std or Laplace scale).
+        noise_std: scale of the observation noise (Gaussian std or Laplace scale), or
+            "auto" (smc, smc-polish) to fit it by maximum evidence while tempering: the
+            fitted scale per observation is in ``diagnostics["noise_scale"]`` and
+            ``log_evidence`` is that scale's.
         noise: "gaussian" or "laplace".
         max_grad_evals: cap on generator gradient evaluations per chain; every method
             honours it, so methods compare at equal compute.
@@ -213,6 +234,12 @@ def complete(
         raise ValueError(f"chains must be at least 1, got {chains}")
     spec = METHODS[method]
     kwargs: dict[str, Any] = dict(options or {})
+    if noise_std == "auto":
+        if not spec.fits_noise:
+            fitting = sorted(name for name, m in METHODS.items() if m.fits_noise)
+            raise ValueError(f"noise_std='auto' needs a method that fits the noise scale ({', '.join(fitting)}), "
+                             f"not {method!r}")
+        kwargs["empirical_bayes"] = True
     if steps is not None:
         if spec.steps_argument is None or int(steps) < 1:
             raise ValueError(f"steps must be a positive integer, got {steps}")

@@ -144,9 +144,30 @@ class FunctionOperator(Operator):
 class NoiseModel(ABC):
     """Observation noise: ``log_prob(residual, count)`` sums over all but the first two dims."""
 
+    scale: float
+    # p(y | G(z))^β is this noise model with scale · β^(-power), up to a constant.
+    power: float
+
     @abstractmethod
     def log_prob(self, residual: Tensor, count: Tensor) -> Tensor:
         """``residual``: ``(B, C, *y_shape)``; ``count``: ``(B,)`` observed scalars -> ``(B, C)``."""
+
+    @abstractmethod
+    def log_normaliser(self, count: Tensor) -> Tensor:
+        """``log_prob`` at a zero residual, ``(B,)``: minus the log normalising constant."""
+
+    def tempered_scale(self, beta: Tensor) -> Tensor:
+        """The scale ``s_β`` whose likelihood is proportional to this one raised to β."""
+        return self.scale * beta.pow(-self.power)
+
+    def evidence_correction(self, beta: Tensor, count: Tensor) -> Tensor:
+        """``log p(y | s_β) − log ∫ p(z) p(y | z)^β dz``, ``(B,)``: what turns the normalising
+        constant of the β-tempered target into the evidence at the noise scale ``s_β``.
+
+        Both likelihoods share ``exp(−β·misfit/s)``; only their normalisers differ:
+        ``(1 − β)·log_normaliser + count·power·log β``.
+        """
+        return (1 - beta) * self.log_normaliser(count) + count * self.power * torch.log(beta)
 
 
 class Gaussian(NoiseModel):
@@ -155,12 +176,15 @@ class Gaussian(NoiseModel):
     def __init__(self, std: float):
         if not std > 0:
             raise ValueError(f"noise_std must be positive, got {std}")
-        self.std = float(std)
+        self.std = self.scale = float(std)
+        self.power = 0.5
 
     def log_prob(self, residual: Tensor, count: Tensor) -> Tensor:
         sq = residual.pow(2).flatten(2).sum(2)
-        norm = 0.5 * count * math.log(2 * math.pi * self.std**2)
-        return -0.5 * sq / self.std**2 - norm.unsqueeze(1)
+        return -0.5 * sq / self.std**2 + self.log_normaliser(count).unsqueeze(1)
+
+    def log_normaliser(self, count: Tensor) -> Tensor:
+        return -0.5 * count * math.log(2 * math.pi * self.std**2)
 
 
 class Laplace(NoiseModel):
@@ -170,11 +194,14 @@ class Laplace(NoiseModel):
         if not scale > 0:
             raise ValueError(f"noise scale must be positive, got {scale}")
         self.scale = float(scale)
+        self.power = 1.0
 
     def log_prob(self, residual: Tensor, count: Tensor) -> Tensor:
         l1 = residual.abs().flatten(2).sum(2)
-        norm = count * math.log(2 * self.scale)
-        return -l1 / self.scale - norm.unsqueeze(1)
+        return -l1 / self.scale + self.log_normaliser(count).unsqueeze(1)
+
+    def log_normaliser(self, count: Tensor) -> Tensor:
+        return -count * math.log(2 * self.scale)
 
 
 def make_noise(kind: str, scale: float) -> NoiseModel:

@@ -2,10 +2,11 @@ import math
 
 import pytest
 import torch
+from torch import Tensor
 
 import cogenerate as cg
 from cogenerate.anneal.smc import conditional_ess, next_beta, systematic_resample
-from tests.conftest import assert_unbiased, make_linear_gaussian, weighted_moments
+from tests.conftest import assert_unbiased, linear_gaussian_posterior, make_linear_gaussian, weighted_moments
 
 REPLICATES = 10
 
@@ -99,3 +100,52 @@ def test_discriminator_term_shifts_the_posterior_as_in_closed_form():
     mean, _ = weighted_moments(out.latents, out.log_weights)
     se = assert_unbiased(mean, shifted[0])
     assert ((shifted[0] - p.mean[0]).abs() > 10 * se).any()  # the shift is resolved, not noise
+
+
+def closed_form_best_noise_std(p, observed) -> Tensor:
+    """The noise std maximising the closed-form evidence of each observation (to 0.05 %)."""
+    grid = torch.logspace(-2, 1, 6001, dtype=torch.float64)
+    evidence = torch.stack([linear_gaussian_posterior(p.generator, observed, p.mask, s)[2] for s in grid], 1)
+    return grid[evidence.argmax(1)]
+
+
+def test_empirical_bayes_finds_the_evidence_maximising_noise_std():
+    # 20 observed entries: the evidence has a clear interior maximum in σ (near the true 0.3).
+    p = make_linear_gaussian(latent_dim=3, x_dim=40, batch=1, sigma=0.3, seed=2)
+    observed = p.observed.expand(REPLICATES, -1)
+    best = closed_form_best_noise_std(p, p.observed)[0]
+    out = cg.complete(p.generator, observed, p.mask, method="smc", chains=400, leapfrog=5, noise_std="auto",
+                      options={"final_moves": 2})
+    fitted = out.diagnostics["noise_scale"]
+    assert fitted.shape == (REPLICATES,)
+    # The peak is located on a grid of ~1/64 of a tempering step: allow 1 % for it.
+    se = assert_unbiased(fitted, best, bias_allowance=0.01 * best)
+    assert se < 0.01 * best
+    # At the fitted scale: the closed-form posterior and evidence of that scale.
+    mean, cov, log_evidence = linear_gaussian_posterior(p.generator, observed, p.mask, fitted)
+    got_mean, got_cov = weighted_moments(out.latents, out.log_weights)
+    assert_unbiased(got_mean - mean, torch.zeros(3))
+    assert_unbiased(got_cov.diagonal(dim1=1, dim2=2), cov.diagonal(dim1=1, dim2=2).mean(0),
+                    bias_allowance=0.05 * cov.diagonal(dim1=1, dim2=2).mean(0))
+    assert_unbiased(out.log_evidence - log_evidence, torch.zeros(()), bias_allowance=out.log_evidence.var())
+    # The fitted scales give up less than 0.01 nats of the best scale's evidence.
+    top = linear_gaussian_posterior(p.generator, p.observed, p.mask, best)[2]
+    assert (top - log_evidence).abs().max() < 0.01
+
+
+def test_empirical_bayes_stops_early_and_keeps_the_budget():
+    p = make_linear_gaussian(latent_dim=3, x_dim=40, batch=2, sigma=0.3, seed=2)
+    out = cg.complete(p.generator, p.observed, p.mask, method="smc", chains=64, leapfrog=5, noise_std="auto",
+                      max_grad_evals=41, options={"final_moves": 100})
+    assert out.grad_evals <= 41
+    beta = out.diagnostics["likelihood_weight"]
+    assert ((beta > 0) & (beta < 1)).all()  # stopped at the evidence peak, far above the floor
+    torch.testing.assert_close(out.diagnostics["noise_scale"], cg.api.make_posterior(
+        p.generator, p.observed, p.mask, noise_std="auto").noise.scale * beta.pow(-0.5))
+
+
+def test_empirical_bayes_refuses_a_discriminator_term():
+    p = make_linear_gaussian()
+    with pytest.raises(ValueError, match="discriminator"):
+        cg.complete(p.generator, p.observed, p.mask, method="smc", noise_std="auto", chains=4,
+                    discriminator=lambda x: x.sum(1))

@@ -2,8 +2,8 @@ import torch
 
 import cogenerate as cg
 from cogenerate.api import make_posterior
-from cogenerate.baselines.gradient import best_of_prior
-from tests.conftest import make_linear_gaussian
+from cogenerate.baselines.gradient import best_of_prior, gradient_descent
+from tests.conftest import linear_gaussian_posterior, make_linear_gaussian
 
 
 def test_gd_finds_the_least_squares_latent():
@@ -45,3 +45,15 @@ def test_gd_best_honours_the_budget_and_reports_forward_evals():
                       noise_std=p.sigma, options={"candidates": 200})
     assert out.grad_evals == 40
     assert out.diagnostics["forward_evals"] == 200
+
+
+def test_a_likelihood_weight_finds_the_mode_at_the_widened_noise_std():
+    # Weighting the likelihood by w is the posterior at σ / √w, one weight per observation.
+    p = make_linear_gaussian()
+    weight = torch.tensor([0.25, 4.0], dtype=torch.float64)
+    post = make_posterior(p.generator, p.observed, p.mask, noise_std=p.sigma)
+    out = gradient_descent(post, chains=2, rng=torch.Generator().manual_seed(0), steps=3000, lr=0.05,
+                           prior_weight=1.0, likelihood_weight=weight)
+    mean = linear_gaussian_posterior(p.generator, p.observed, p.mask, p.sigma / weight.sqrt())[0]
+    torch.testing.assert_close(out.latents, mean.unsqueeze(1).expand(-1, 2, -1), atol=1e-3, rtol=0)
+    assert not torch.allclose(mean[0], p.mean[0], atol=0.01)  # the weight did change the answer

@@ -36,6 +36,7 @@ def smc_polish(
     leapfrog: int = 5,
     candidates: int = 1000,
     polish_from: str = "tempered",
+    empirical_bayes: bool = False,
     max_grad_evals: int | None = None,
     smc_options: dict[str, Any] | None = None,
     progress: Callable[[float], None] | None = None,
@@ -49,6 +50,8 @@ def smc_polish(
         prior_weight: 1 polishes toward the posterior mode, 0 toward the best fit of Eq. (1).
         polish_from: "tempered" (the particles from before a budget-forced jump to β = 1,
             which still cover the basins) or "final" (SMC's final, resampled particles).
+        empirical_bayes: fit the noise scale by maximum evidence during SMC; the polish then
+            climbs the posterior at that scale.
         leapfrog, candidates, smc_options: passed to :func:`smc`. Five leapfrog steps per
             move (rather than SMC's 10) let the tempering reach β = 1 within half of a
             few-hundred-gradient budget on 28×28 images; 1,000 forward-only prior draws
@@ -66,6 +69,7 @@ def smc_polish(
     share = 1 - polish_fraction  # of the progress bar
     sampled = smc(
         posterior, chains=chains, rng=rng, leapfrog=leapfrog, candidates=candidates, max_grad_evals=smc_budget,
+        empirical_bayes=empirical_bayes,
         progress=None if progress is None else lambda f: progress(share * f), **(smc_options or {}),
     )
     steps = polish_steps if max_grad_evals is None else max_grad_evals - sampled.grad_evals
@@ -74,7 +78,7 @@ def smc_polish(
     start = sampled.diagnostics["tempered_latents"] if polish_from == "tempered" else sampled.latents
     polished = gradient_descent(
         posterior, chains=chains, rng=rng, steps=steps, lr=lr, init=start,
-        prior_weight=prior_weight,
+        prior_weight=prior_weight, likelihood_weight=sampled.diagnostics["likelihood_weight"],
         progress=None if progress is None else lambda f: progress(share + (1 - share) * f),
     )
     return sampled._replace(

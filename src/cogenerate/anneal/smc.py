@@ -27,7 +27,7 @@ from cogenerate.anneal.output import SamplerOutput
 from cogenerate.mcmc.hmc import HMCState, hmc_init, hmc_step
 from cogenerate.posterior import Evaluation, Posterior
 
-__all__ = ["smc", "next_beta", "systematic_resample", "conditional_ess"]
+__all__ = ["smc", "next_beta", "evidence_peak", "systematic_resample", "conditional_ess"]
 
 Progress = Callable[[float], None] | None
 
@@ -63,14 +63,17 @@ def _last_true(ok: Tensor) -> Tensor:
     return (positions * ok).amax(-1) - 1
 
 
-def next_beta(log_weights: Tensor, log_likelihood: Tensor, beta: Tensor, *, target_ess: float) -> Tensor:
-    """The largest β' ∈ (β, 1] per observation whose conditional ESS ≥ ``target_ess`` (to
-    ~1 % of the step; never below the target).
+def next_beta(
+    log_weights: Tensor, log_likelihood: Tensor, beta: Tensor, *, target_ess: float, ceiling: Tensor | None = None
+) -> Tensor:
+    """The largest β' ∈ (β, ceiling] per observation whose conditional ESS ≥ ``target_ess``
+    (to ~1 % of the step; never below the target).
 
-    ``log_weights``, ``log_likelihood``: ``(B, C)``; ``beta``: ``(B,)``. Observations at
-    β = 1 stay there.
+    ``log_weights``, ``log_likelihood``: ``(B, C)``; ``beta``, ``ceiling``: ``(B,)``
+    (default ceiling 1). Observations at their ceiling stay there.
     """
-    remaining = (1.0 - beta).clamp_min(0.0)
+    ceiling = torch.ones_like(beta) if ceiling is None else ceiling
+    remaining = (ceiling - beta).clamp_min(0.0)
     exponents = torch.linspace(math.log10(GRID_SMALLEST), 0.0, GRID_POINTS, device=beta.device, dtype=beta.dtype)
     coarse = remaining.unsqueeze(1) * torch.pow(10.0, exponents)  # (B, K), last column = remaining
     index = _last_true(_cess_at(log_weights, log_likelihood, coarse) >= target_ess)
@@ -83,7 +86,45 @@ def next_beta(log_weights: Tensor, log_likelihood: Tensor, beta: Tensor, *, targ
     delta = fine[rows, fine_index.clamp_min(0)]
     # Never stall at β (a zero step would loop forever): take the smallest grid step.
     delta = torch.where(delta > 0, delta, coarse[:, 0])
-    return torch.where(beta >= 1.0, beta, (beta + delta).clamp(max=1.0))
+    return torch.where(beta >= ceiling, beta, torch.minimum(beta + delta, ceiling))
+
+
+def evidence_peak(
+    log_weights: Tensor, log_likelihood: Tensor, beta: Tensor, upper: Tensor, correction: Callable[[Tensor], Tensor]
+) -> tuple[Tensor, Tensor]:
+    """The β' ∈ [β, upper] that maximises the estimated evidence of the noise scale s_β'.
+
+    The β-tempered target of a Gaussian (Laplace) likelihood with scale s is the posterior
+    at the scale s·β^(-1/2) (s·β^(-1)), so ``log Z(β') + correction(β')`` is the log
+    evidence of that scale; ``log Z(β') − log Z(β)`` is estimated from the current
+    particles by importance sampling. Returns the maximiser ``(B,)`` and whether it lies
+    before ``upper`` ``(B,)`` (the evidence peaks within the step: stop tempering there).
+    """
+    t = torch.cat([torch.logspace(-6, 0, GRID_POINTS, device=beta.device, dtype=beta.dtype),
+                   torch.linspace(0, 1, GRID_POINTS, device=beta.device, dtype=beta.dtype)]).unique()  # sorted
+    candidates = beta.unsqueeze(1) + (upper - beta).unsqueeze(1) * t  # (B, K), last column = upper
+    delta = (candidates - beta.unsqueeze(1)).unsqueeze(-1)
+    increment = torch.where(delta == 0, 0.0, delta * log_likelihood.unsqueeze(1))
+    log_z = torch.logsumexp(torch.log_softmax(log_weights, -1).unsqueeze(1) + increment, dim=-1)
+    evidence = torch.nan_to_num(log_z + correction(candidates), nan=-torch.inf)
+    index = evidence.argmax(1)
+    peak = candidates[torch.arange(len(beta), device=beta.device), index]
+    return peak, (index < candidates.shape[1] - 1) & (beta < upper)
+
+
+def _advance(
+    log_weights: Tensor, log_likelihood: Tensor, beta: Tensor, ceiling: Tensor, *, target_ess: float,
+    correction: Callable[[Tensor], Tensor] | None, forced: bool = False,
+) -> tuple[Tensor, Tensor]:
+    """The next β and ceiling ``(B,)``: the CESS step (or, ``forced``, straight to the ceiling),
+    cut at the evidence peak under empirical Bayes, which then becomes the ceiling."""
+    new_beta = ceiling if forced else next_beta(log_weights, log_likelihood, beta, target_ess=target_ess,
+                                                ceiling=ceiling)
+    if correction is None:
+        return new_beta, ceiling
+    peak, inside = evidence_peak(log_weights, log_likelihood, beta, new_beta, correction)
+    settled = inside | forced
+    return peak, torch.where(settled, peak, ceiling)
 
 
 def systematic_resample(rng: torch.Generator, log_weights: Tensor, num: int | None = None) -> Tensor:
@@ -118,23 +159,26 @@ def _particle_variance(position: Tensor, log_weights: Tensor) -> Tensor:
 
 
 def _start_from_candidates(
-    posterior: Posterior, *, chains: int, candidates: int, rng: torch.Generator, target_ess: float
-) -> tuple[Tensor, Tensor, Tensor]:
+    posterior: Posterior, *, chains: int, candidates: int, rng: torch.Generator, target_ess: float,
+    correction: Callable[[Tensor], Tensor] | None,
+) -> tuple[Tensor, Tensor, Tensor, Tensor]:
     """First tempering step over ``candidates`` prior draws, forward passes only.
 
-    Returns ``chains`` resampled latents ``(B, C, D)``, the reached β ``(B,)`` and the
-    log-evidence increment ``(B,)``.
+    Returns ``chains`` resampled latents ``(B, C, D)``, the reached β ``(B,)``, the
+    log-evidence increment ``(B,)`` and the ceiling on β ``(B,)``.
     """
     observed = posterior.observed
     b, d = posterior.batch, posterior.latent_dim
     z = torch.randn((b, candidates, d), generator=rng, device=observed.device, dtype=observed.dtype)
     log_lik = posterior.score(z)
     uniform = torch.full_like(log_lik, -math.log(candidates))
-    beta = next_beta(uniform, log_lik, torch.zeros(b, device=z.device, dtype=z.dtype), target_ess=target_ess)
+    zeros = torch.zeros(b, device=z.device, dtype=z.dtype)
+    beta, ceiling = _advance(uniform, log_lik, zeros, torch.ones_like(zeros), target_ess=target_ess,
+                             correction=correction)
     increment = weight_increment(beta, log_lik)
     log_z = torch.logsumexp(uniform + increment, dim=-1)
     ancestors = systematic_resample(rng, increment, num=chains)
-    return _gather(z, ancestors), beta, log_z
+    return _gather(z, ancestors), beta, log_z, ceiling
 
 
 def smc(
@@ -152,6 +196,7 @@ def smc(
     max_steps: int = 1000,
     final_moves: int = 0,
     candidates: int = 0,
+    empirical_bayes: bool = False,
     max_grad_evals: int | None = None,
     progress: Progress = None,
 ) -> SamplerOutput:
@@ -170,6 +215,13 @@ def smc(
         candidates: if larger than ``chains``, start from this many prior draws scored by
             forward passes only (no gradients, as gd-best's candidates): the first tempering
             step reweights all of them and resamples ``chains`` particles.
+        empirical_bayes: fit the noise scale by maximum evidence on the way (type-II
+            maximum likelihood). Tempering the likelihood to β is the same as widening its
+            scale s to s·β^(-1/2) (Gaussian) or s·β^(-1) (Laplace), so each tempering step
+            also estimates the evidence of every scale it passes; tempering stops, per
+            observation, where that evidence peaks (:func:`evidence_peak`). Give the noise
+            model a small scale s (a floor) and read the fitted one in
+            ``diagnostics["noise_scale"]``; ``log_evidence`` is then that scale's.
         max_grad_evals: cap on gradient evaluations per chain (1 + steps·M·L + moves·L).
             When the next tempering step would exceed it, β jumps to 1 by reweighting alone;
             the particles from just before the jump are kept in
@@ -186,12 +238,23 @@ def smc(
     observed = posterior.observed
     device, dtype = observed.device, observed.dtype
     b, d = posterior.batch, posterior.latent_dim
+    correction = None
+    if empirical_bayes:
+        if posterior.discriminator is not None:
+            raise ValueError("empirical Bayes fits the noise scale of the likelihood alone; "
+                             "it cannot be combined with a discriminator term")
+        count = posterior.observed_count.unsqueeze(1)
+
+        def correction(beta: Tensor) -> Tensor:
+            return posterior.noise.evidence_correction(beta, count if beta.dim() == 2 else count[:, 0])
+
     beta = torch.zeros(b, device=device, dtype=dtype)
+    ceiling = torch.ones(b, device=device, dtype=dtype)
     log_z = torch.zeros(b, device=device, dtype=dtype)
     steps = 0
     if candidates > chains:
-        z, beta, log_z = _start_from_candidates(posterior, chains=chains, candidates=candidates, rng=rng,
-                                                target_ess=target_ess)
+        z, beta, log_z, ceiling = _start_from_candidates(posterior, chains=chains, candidates=candidates, rng=rng,
+                                                         target_ess=target_ess, correction=correction)
         steps = 1
     else:
         z = torch.randn((b, chains, d), generator=rng, device=device, dtype=dtype)
@@ -225,14 +288,14 @@ def smc(
         state, eps, acc, div = mutate(state, beta, eps, inv_mass)
         divergent, spent = divergent + div, spent + cost
     tempered_latents, tempered_beta = None, None
-    while bool((beta < 1).any()) and steps < max_steps:
+    while bool((beta < ceiling).any()) and steps < max_steps:
         out_of_budget = max_grad_evals is not None and spent + cost > max_grad_evals
-        if out_of_budget or steps == max_steps - 1:
+        forced = out_of_budget or steps == max_steps - 1
+        if forced:
             # Keep the particles as they were before the forced jump: still diverse.
             tempered_latents, tempered_beta = state.position.clone(), beta.clone()
-            new_beta = torch.ones_like(beta)
-        else:
-            new_beta = next_beta(log_w, state.evaluation.log_likelihood, beta, target_ess=target_ess)
+        new_beta, ceiling = _advance(log_w, state.evaluation.log_likelihood, beta, ceiling, target_ess=target_ess,
+                                     correction=correction, forced=forced)
         increment = weight_increment(new_beta - beta, state.evaluation.log_likelihood)
         log_z = log_z + torch.logsumexp(torch.log_softmax(log_w, -1) + increment, dim=-1)
         log_w = torch.log_softmax(log_w + increment, dim=-1)
@@ -259,7 +322,8 @@ def smc(
         trace["acceptance_rate"].append(acc.mean())
         trace["step_size"].append(eps.mean())
         if progress is not None:
-            progress(float(beta.min()))
+            done = spent / max_grad_evals if max_grad_evals is not None else float((beta / ceiling).min())
+            progress(min(1.0, done))
     for _ in range(final_moves):
         if max_grad_evals is not None and spent + cost > max_grad_evals:
             break
@@ -277,12 +341,15 @@ def smc(
         # Particles before β was forced to 1 by the budget (the final ones if it was not).
         "tempered_latents": state.position if tempered_latents is None else tempered_latents,
         "tempered_beta": beta.cpu() if tempered_beta is None else tempered_beta.cpu(),
+        # The final target: the likelihood's weight β and the noise scale it amounts to.
+        "likelihood_weight": beta,
+        "noise_scale": posterior.noise.tempered_scale(beta).cpu(),
     }
     return SamplerOutput(
         latents=state.position,
         samples=state.evaluation.sample,
         log_weights=log_w,
-        log_evidence=log_z,
+        log_evidence=log_z if correction is None else log_z + correction(beta),
         grad_evals=spent,
         diagnostics=diagnostics,
     )

@@ -50,10 +50,11 @@ def gradient_descent(
     init: str | Tensor = "prior",
     candidates: int = 5000,
     prior_weight: float = 0.0,
+    likelihood_weight: float | Tensor = 1.0,
     max_grad_evals: int | None = None,
     progress: Progress = None,
 ) -> SamplerOutput:
-    """Adam on z minimising ``−log L(z) − prior_weight · log p(z)`` for every chain.
+    """Adam on z minimising ``−w · log L(z) − prior_weight · log p(z)`` for every chain.
 
     Args:
         steps: descent iterations (one gradient evaluation each).
@@ -61,6 +62,8 @@ def gradient_descent(
         init: "prior" (one random draw per chain: ``gd``), "best-of" (the C best of
             ``candidates`` prior draws: ``gd-best``), or starting latents ``(B, C, D)``.
         prior_weight: 0 for the paper's Eq. (1); 1 for MAP.
+        likelihood_weight: w, a number or one per observation ``(B,)``: the tempered
+            posterior's β (an empirical-Bayes noise scale, :func:`~cogenerate.anneal.smc.smc`).
         max_grad_evals: cap on gradient evaluations per chain.
 
     Returns:
@@ -81,6 +84,8 @@ def gradient_descent(
         z0 = best_of_prior(posterior, keep=chains, candidates=candidates, rng=rng)
     else:
         z0 = torch.randn((b, chains, d), generator=rng, device=observed.device, dtype=observed.dtype)
+    weight = torch.as_tensor(likelihood_weight, device=observed.device, dtype=observed.dtype)
+    weight = weight.reshape(-1, 1) if weight.dim() else weight
     z = z0.clone().requires_grad_(True)
     optimizer = torch.optim.Adam([z], lr=lr)
     best_objective = torch.full((b, chains), torch.inf, device=observed.device, dtype=observed.dtype)
@@ -88,7 +93,7 @@ def gradient_descent(
     trace = []
     for i in range(steps):
         evaluation = sanitize(posterior.evaluate(z.detach()))
-        objective = -(evaluation.log_likelihood + prior_weight * evaluation.log_prior)
+        objective = -(weight * evaluation.log_likelihood + prior_weight * evaluation.log_prior)
         better = objective < best_objective
         best_objective = torch.where(better, objective, best_objective)
         best_z = torch.where(better.unsqueeze(-1), z.detach(), best_z)
@@ -96,7 +101,7 @@ def gradient_descent(
         mask = better.reshape(*better.shape, *([1] * (sample.dim() - 2)))
         best_x = sample if best_x is None else torch.where(mask, sample, best_x)
         optimizer.zero_grad(set_to_none=True)
-        z.grad = -(evaluation.grad_log_likelihood + prior_weight * evaluation.grad_log_prior)
+        z.grad = -(weight.unsqueeze(-1) * evaluation.grad_log_likelihood + prior_weight * evaluation.grad_log_prior)
         optimizer.step()
         trace.append(best_objective.mean())
         if progress is not None:

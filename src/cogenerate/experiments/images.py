@@ -23,6 +23,7 @@ from torch import Tensor, nn
 
 import cogenerate as cg
 from cogenerate import metrics
+from cogenerate.api import METHODS
 from cogenerate.data.images import load_dataset
 from cogenerate.data.masks import make_operator
 from cogenerate.experiments.toy import markdown_table
@@ -45,6 +46,8 @@ class ImagesConfig:
     budget: int = 200  # generator gradient evaluations per chain, every method
     candidates: int = 2000  # prior draws scored by gd-best, smc and smc-polish
     noise_std: float = 0.1
+    # The methods that can (smc, smc-polish) fit the noise scale by maximum evidence instead.
+    fit_noise: bool = False
     lr: float = 0.01
     batch: int = 50  # images per complete() call
     seed: int = 0
@@ -106,13 +109,14 @@ def evaluate_method(
     """
     n = images.shape[0]
     kwargs = method_settings(method, config)
+    noise_std: float | str = "auto" if config.fit_noise and METHODS[method].fits_noise else config.noise_std
     outputs = []
     started = time.perf_counter()
     for start in range(0, n, config.batch):
         stop = min(n, start + config.batch)
         op = Mask(operator.mask[start:stop]) if isinstance(operator, Mask) and operator.mask.shape[0] == n else operator
         out = cg.complete(
-            generator, images[start:stop], op, method=method, chains=config.chains, noise_std=config.noise_std,
+            generator, images[start:stop], op, method=method, chains=config.chains, noise_std=noise_std,
             seed=config.seed + start, discriminator=discriminator if method == "yeh" else None, **kwargs,
             progress=None if progress is None else lambda f, a=start, b=stop: progress((a + f * (b - a)) / n),
         )
@@ -141,6 +145,7 @@ def evaluate_method(
         "std_error_rank_correlation": correlation,
         "seconds": seconds,
         "grad_evals_per_chain": max(o.grad_evals for o in outputs),
+        "noise_scale": torch.cat([o.diagnostics["noise_scale"] for o in outputs]),
         "estimate": estimate,
         "std": std,
     }
