@@ -87,7 +87,8 @@ def test_models_lists_the_shipped_models(capsys: pytest.CaptureFixture[str]) -> 
 
 @pytest.mark.parametrize(
     ("method", "extra", "mask"),
-    [("gd", ["--steps", "5"], "centre"), ("smc", ["--budget", "30"], "mb10"), ("smc", ["--budget", "30"], "sr4")],
+    [("gd", ["--steps", "5"], "centre"), ("smc", ["--budget", "30"], "mb10"), ("smc", ["--budget", "30"], "sr4"),
+     ("smc-polish", ["--budget", "30", "--noise-std", "auto"], "centre")],
 )
 def test_complete_writes_figure_and_report(method: str, extra: list[str], mask: str, tmp_path: Path,
                                            capsys: pytest.CaptureFixture[str]) -> None:
@@ -101,15 +102,20 @@ def test_complete_writes_figure_and_report(method: str, extra: list[str], mask: 
     assert report["method"] == method and report["chains"] == 4 and report["image_shape"] == [1, 28, 28]
     assert report["input"] == {"dataset": "fashion-mnist", "split": "test", "index": 3}
     assert report["grad_evals"] >= 1
-    if method == "smc":
+    if method.startswith("smc"):
         assert report["grad_evals"] <= 30
         assert isinstance(report["log_evidence"], float)
+    fitted = report["noise_std"] == "auto"
+    assert fitted == (method != "gd")  # the default: fitted where the method can
+    assert fitted or report["fitted_noise_std"] == pytest.approx(report["noise_std"])
+    if fitted:  # far above the floor, 1 % of the image's scale
+        assert 0.05 < report["fitted_noise_std"] < 1
     assert len(report["weights"]) == 4 and abs(sum(report["weights"]) - 1) < 1e-4
     assert 1 <= report["ess"] <= 4 + 1e-4
     for key in ("posterior_mean", "estimate", "best_sample"):
         assert METRIC_KEYS <= set(report["metrics"][key])
     assert (report["metrics"]["posterior_mean"]["hidden_mse"] is None) == (mask == "sr4")
-    assert report["metrics"]["best_sample"]["mse"] <= report["metrics"]["estimate"]["mse"] + 1e-6 or method == "smc"
+    assert report["metrics"]["best_sample"]["mse"] <= report["metrics"]["estimate"]["mse"] + 1e-6 or method != "gd"
     for name in ("figure", "mean", "samples"):
         assert Path(report["files"][name]).is_file()
     with Image.open(tmp_path / "mean.png") as im:
@@ -167,6 +173,8 @@ def test_complete_errors_are_one_line(tmp_path: Path, capsys: pytest.CaptureFixt
     assert "cannot read image" in line
     line = _error_line(capsys, [*base, "--model", "mnist", "--index", "0", "--mask", "centre", "--method", "magic"])
     assert "unknown method 'magic'" in line
+    line = _error_line(capsys, [*base, "--model", "mnist", "--index", "0", "--mask", "centre", "--noise-std", "auto"])
+    assert "noise_std='auto' needs a method that fits the noise scale (smc, smc-polish)" in line
     if not torch.cuda.is_available():
         line = _error_line(capsys, ["--device", "cuda", *base, "--model", "mnist", "--index", "0", "--mask", "centre"])
         assert "CUDA is not available" in line

@@ -20,7 +20,7 @@ from cogenerate.operators import Mask, Operator, make_noise
 from cogenerate.posterior import Posterior, frozen_generator
 from cogenerate.result import Completion, weighted_mean
 
-__all__ = ["complete", "METHODS", "DEFAULT_METHOD"]
+__all__ = ["complete", "METHODS", "DEFAULT_METHOD", "DEFAULT_NOISE_STD"]
 
 
 class Method(NamedTuple):
@@ -40,6 +40,8 @@ METHODS: dict[str, Method] = {
     "smc-polish": Method(smc_polish, "polish_steps", True, "best", fits_noise=True),
 }
 DEFAULT_METHOD = "smc-polish"
+# The noise scale of the methods that cannot fit it, when none is given (data in [-1, 1]).
+DEFAULT_NOISE_STD = 0.1
 # noise_std="auto" starts the evidence search from this fraction of the observed values'
 # root mean square: far below any misfit a generator leaves on real data.
 AUTO_NOISE_FLOOR = 1e-2
@@ -184,7 +186,7 @@ def complete(
     chains: int = 16,
     steps: int | None = None,
     leapfrog: int | None = None,
-    noise_std: float | str = 0.1,
+    noise_std: float | str | None = None,
     noise: str = "gaussian",
     max_grad_evals: int | None = None,
     latent_dim: int | None = None,
@@ -212,7 +214,8 @@ def complete(
         noise_std: scale of the observation noise (Gaussian std or Laplace scale), or
             "auto" (smc, smc-polish) to fit it by maximum evidence while tempering: the
             fitted scale per observation is in ``diagnostics["noise_scale"]`` and
-            ``log_evidence`` is that scale's.
+            ``log_evidence`` is that scale's. Default: "auto" for the methods that can
+            fit it, ``DEFAULT_NOISE_STD`` (0.1) for the others.
         noise: "gaussian" or "laplace".
         max_grad_evals: cap on generator gradient evaluations per chain; every method
             honours it, so methods compare at equal compute.
@@ -234,6 +237,8 @@ def complete(
         raise ValueError(f"chains must be at least 1, got {chains}")
     spec = METHODS[method]
     kwargs: dict[str, Any] = dict(options or {})
+    if noise_std is None:
+        noise_std = "auto" if spec.fits_noise else DEFAULT_NOISE_STD
     if noise_std == "auto":
         if not spec.fits_noise:
             fitting = sorted(name for name, m in METHODS.items() if m.fits_noise)

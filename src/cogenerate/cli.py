@@ -26,7 +26,7 @@ from typing import Any
 import torch
 from torch import Tensor
 
-from cogenerate.api import DEFAULT_METHOD
+from cogenerate.api import DEFAULT_METHOD, DEFAULT_NOISE_STD, METHODS
 
 __all__ = ["main", "build_parser"]
 
@@ -241,7 +241,10 @@ def build_parser() -> argparse.ArgumentParser:
     complete.add_argument("--steps", type=int, default=None,
                           help="annealing steps (ais), max tempering steps (smc) or descent steps (gd)")
     complete.add_argument("--leapfrog", type=int, default=None, help="leapfrog steps per HMC move")
-    complete.add_argument("--noise-std", type=float, default=0.1, help="observation noise std, images in [-1, 1] (default: %(default)s)")
+    complete.add_argument("--noise-std", type=_noise_std, default=None,
+                          help="observation noise std for images in [-1, 1], or 'auto': fit it by maximum evidence "
+                               "(smc, smc-polish); the fitted value is in the JSON as fitted_noise_std (default: "
+                               f"auto for smc and smc-polish, {DEFAULT_NOISE_STD} for the other methods)")
     complete.add_argument("--discriminator-weight", type=float, default=0.0,
                           help="λ: add λ·D(G(z)) to the log-density (needs a discriminator in the checkpoint; default: %(default)s)")
     complete.add_argument("--show", type=int, default=6, help="completions shown in the figure (default: %(default)s)")
@@ -283,6 +286,26 @@ def _setup(args: argparse.Namespace, *, default_threads: int | None = None) -> t
             raise ValueError(f"--threads must be at least 1, got {threads}")
         torch.set_num_threads(threads)
     return _device(args)
+
+
+def _noise_std(text: str) -> float | str:
+    """``--noise-std``: a positive number or "auto"."""
+    if text == "auto":
+        return text
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a positive number or 'auto', got {text!r}") from None
+    if not value > 0:
+        raise argparse.ArgumentTypeError(f"must be positive, got {text}")
+    return value
+
+
+def _requested_noise_std(args: argparse.Namespace) -> float | str:
+    """``--noise-std`` as the method read it: "auto" or a number."""
+    if args.noise_std is not None:
+        return args.noise_std
+    return "auto" if METHODS[args.method].fits_noise else DEFAULT_NOISE_STD
 
 
 def _seed(args: argparse.Namespace) -> int:
@@ -884,7 +907,8 @@ def _cmd_complete(args: argparse.Namespace) -> int:
         "steps": args.steps,
         "leapfrog": args.leapfrog,
         "budget": args.budget,
-        "noise_std": args.noise_std,
+        "noise_std": _requested_noise_std(args),
+        "fitted_noise_std": float(out.diagnostics["noise_scale"][0]),
         "discriminator_weight": args.discriminator_weight,
         "seed": seed,
         "device": str(device),

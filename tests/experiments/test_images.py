@@ -26,6 +26,17 @@ def test_evaluate_method_reports_per_image_metrics():
     for key in ("mse_hidden_estimate", "mse_hidden_best", "ssim_estimate", "ssim_best"):
         assert result[key].shape == (3,) and torch.isfinite(result[key]).all()
     assert result["grad_evals_per_chain"] <= 21
+    assert ((result["coverage_2std"] >= 0) & (result["coverage_2std"] <= 1)).all()
+    assert result["noise_scale"].shape == (3,)  # fitted per image (smc's default)
+    fixed = evaluate_method(generator, images, operator, "smc", ImagesConfig(chains=4, budget=21, candidates=32,
+                                                                             fit_noise=False, noise_std=0.3))
+    assert (fixed["noise_scale"] == 0.3).all()
+
+
+def test_method_options_reach_the_method():
+    config = ImagesConfig(method_options={"smc-polish": {"prior_weight": 0.0}})
+    assert method_settings("smc-polish", config)["options"] == {"candidates": 2000, "lr": 0.01, "prior_weight": 0.0}
+    assert "prior_weight" not in method_settings("smc", config)["options"]
 
 
 def test_summarise_gives_mean_and_normal_interval():

@@ -46,8 +46,9 @@ class ImagesConfig:
     budget: int = 200  # generator gradient evaluations per chain, every method
     candidates: int = 2000  # prior draws scored by gd-best, smc and smc-polish
     noise_std: float = 0.1
-    # The methods that can (smc, smc-polish) fit the noise scale by maximum evidence instead.
-    fit_noise: bool = False
+    # The methods that can (smc, smc-polish) fit the noise scale by maximum evidence instead,
+    # as complete() does by default.
+    fit_noise: bool = True
     lr: float = 0.01
     batch: int = 50  # images per complete() call
     seed: int = 0
@@ -60,7 +61,8 @@ class ImagesConfig:
     width: int = 32
     latent_dim: int = 100
     examples: int = 6
-    extra: Mapping[str, Any] = field(default_factory=dict)
+    # Further options of a method, by name: {"smc-polish": {"prior_weight": 0.0}}.
+    method_options: Mapping[str, Mapping[str, Any]] = field(default_factory=dict)
 
     @classmethod
     def quick(cls) -> ImagesConfig:
@@ -82,7 +84,10 @@ def method_settings(method: str, config: ImagesConfig) -> dict[str, Any]:
     }
     if method not in table:
         raise ValueError(f"no image-experiment settings for method {method!r}; known: {sorted(table)}")
-    return {**table[method], "max_grad_evals": budget}
+    settings = {**table[method], "max_grad_evals": budget}
+    if method in config.method_options:
+        settings["options"] = {**settings.get("options", {}), **config.method_options[method]}
+    return settings
 
 
 def prior_draws(method: str, config: ImagesConfig) -> int:
@@ -105,7 +110,8 @@ def evaluate_method(
     Returns per-image metrics ``(N,)`` of the point estimate (``*_estimate``) and of the
     completion closest to the truth among the chains (``*_best``), the posterior std map's
     rank correlation with the estimate's error over hidden pixels, the seconds spent and
-    the gradient evaluations per chain.
+    the gradient evaluations per chain, the fraction of hidden pixels whose truth lies within
+    two posterior std of the posterior mean, and the noise scale per image.
     """
     n = images.shape[0]
     kwargs = method_settings(method, config)
@@ -125,6 +131,7 @@ def evaluate_method(
     estimate = torch.cat([o.estimate for o in outputs])
     completions = torch.cat([o.completions for o in outputs])
     std = torch.cat([o.std for o in outputs])
+    mean = torch.cat([o.mean for o in outputs])
     mask = operator.full(n, tuple(images.shape[1:])) if isinstance(operator, Mask) else torch.zeros_like(images)
     hidden = mask == 0
     per_chain = torch.stack([metrics.masked_mse(completions[:, c], images, mask) for c in range(completions.shape[1])], 1)
@@ -134,6 +141,9 @@ def evaluate_method(
         metrics.rank_correlation(std[i][hidden[i]].reshape(1, -1), error[i][hidden[i]].reshape(1, -1))[0]
         for i in range(n)
     ])
+    # Calibration: how often the truth lies within two posterior std of the posterior mean.
+    inside = ((mean - images).abs() <= 2 * std) & hidden
+    coverage = inside.flatten(1).sum(1) / hidden.flatten(1).sum(1).clamp_min(1)
     return {
         "mse_hidden_estimate": metrics.masked_mse(estimate, images, mask),
         "mse_hidden_best": per_chain.min(1).values,
@@ -143,6 +153,7 @@ def evaluate_method(
         "ssim_best": metrics.ssim(best, images),
         "ms_ssim_estimate": metrics.ms_ssim(estimate, images),
         "std_error_rank_correlation": correlation,
+        "coverage_2std": coverage,
         "seconds": seconds,
         "grad_evals_per_chain": max(o.grad_evals for o in outputs),
         "noise_scale": torch.cat([o.diagnostics["noise_scale"] for o in outputs]),
@@ -163,7 +174,7 @@ def summarise(values: Tensor) -> tuple[float, float]:
 def _row(iteration: int, method: str, result: Mapping[str, Any], config: ImagesConfig) -> dict[str, Any]:
     row: dict[str, Any] = {"iteration": iteration, "method": method}
     for key in ("mse_hidden_estimate", "ssim_estimate", "mse_hidden_best", "ssim_best", "ms_ssim_estimate",
-                "std_error_rank_correlation"):
+                "std_error_rank_correlation", "coverage_2std"):
         mean, half = summarise(result[key])
         row[key] = round(mean, 5)
         row[key + "_ci95"] = round(half, 5)
