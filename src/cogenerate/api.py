@@ -164,6 +164,8 @@ def finish(posterior: Posterior, output: SamplerOutput, *, method: str, point_es
             estimate = m * posterior.observed + (1 - m) * estimate
     diagnostics = dict(output.diagnostics)
     diagnostics.setdefault("noise_scale", torch.full((posterior.batch,), posterior.noise.scale))
+    scale = diagnostics["noise_scale"].to(posterior.observed)
+    hidden = torch.ones_like(posterior.observed) if m is None else 1 - m
     return Completion(
         samples=samples,
         completions=completions,
@@ -174,6 +176,8 @@ def finish(posterior: Posterior, output: SamplerOutput, *, method: str, point_es
         grad_evals=output.grad_evals,
         method=method,
         diagnostics=diagnostics,
+        noise_std=scale * posterior.noise.std_per_scale,
+        hidden=hidden,
     )
 
 

@@ -147,6 +147,8 @@ class NoiseModel(ABC):
     scale: float
     # p(y | G(z))^β is this noise model with scale · β^(-power), up to a constant.
     power: float
+    # The noise's standard deviation divided by its scale.
+    std_per_scale: float
 
     @abstractmethod
     def log_prob(self, residual: Tensor, count: Tensor) -> Tensor:
@@ -178,6 +180,7 @@ class Gaussian(NoiseModel):
             raise ValueError(f"noise_std must be positive, got {std}")
         self.std = self.scale = float(std)
         self.power = 0.5
+        self.std_per_scale = 1.0
 
     def log_prob(self, residual: Tensor, count: Tensor) -> Tensor:
         sq = residual.pow(2).flatten(2).sum(2)
@@ -195,6 +198,7 @@ class Laplace(NoiseModel):
             raise ValueError(f"noise scale must be positive, got {scale}")
         self.scale = float(scale)
         self.power = 1.0
+        self.std_per_scale = math.sqrt(2.0)
 
     def log_prob(self, residual: Tensor, count: Tensor) -> Tensor:
         l1 = residual.abs().flatten(2).sum(2)

@@ -34,6 +34,10 @@ class Completion:
         grad_evals: generator gradient evaluations spent per chain.
         method: the method's name.
         diagnostics: acceptance rates, step sizes, β schedule, ESS trace, … (method-specific).
+        noise_std: ``(B,)`` standard deviation of the observation noise the method assumed
+            (fitted by maximum evidence or given); Laplace noise of scale b has √2·b.
+        hidden: ``(B, *x_shape)`` 1 where the entry was not observed directly (every entry
+            for operators other than a mask); ``None`` if unknown.
     """
 
     samples: Tensor
@@ -45,6 +49,8 @@ class Completion:
     grad_evals: int
     method: str
     diagnostics: dict[str, Any] = field(default_factory=dict)
+    noise_std: Tensor | None = None
+    hidden: Tensor | None = None
 
     @property
     def weights(self) -> Tensor:
@@ -70,6 +76,20 @@ class Completion:
         return self._weighted_moments()[1].clamp_min(0).sqrt()
 
     @property
+    def predictive_std(self) -> Tensor:
+        """``(B, *x_shape)`` standard deviation of the true values under the model
+        x = G(z) + noise: ``sqrt(std² + noise_std²)`` on hidden entries, 0 on observed ones.
+
+        ``std`` is the spread of G(z) over the posterior alone; a held-out image is not exactly
+        in the generator's range, and the noise term (fitted by ``noise_std="auto"``) is what
+        the model says about that misfit. Use this one for intervals on the hidden values.
+        """
+        if self.noise_std is None or self.hidden is None:
+            raise ValueError("this Completion carries no noise_std / hidden mask (build it with complete())")
+        noise = self.noise_std.to(self.std).reshape(-1, *([1] * (self.std.dim() - 1)))
+        return torch.where(self.hidden.bool(), (self.std.pow(2) + noise.pow(2)).sqrt(), torch.zeros_like(self.std))
+
+    @property
     def ess(self) -> Tensor:
         """``(B,)`` effective sample size ``1 / Σ w²`` of the final weights."""
         return 1.0 / self.weights.pow(2).sum(1)
@@ -80,4 +100,7 @@ class Completion:
             name: getattr(self, name).to(device)
             for name in ("samples", "completions", "estimate", "latents", "log_weights", "log_evidence")
         }
-        return Completion(**moved, grad_evals=self.grad_evals, method=self.method, diagnostics=self.diagnostics)
+        optional = {name: None if getattr(self, name) is None else getattr(self, name).to(device)
+                    for name in ("noise_std", "hidden")}
+        return Completion(**moved, **optional, grad_evals=self.grad_evals, method=self.method,
+                          diagnostics=self.diagnostics)

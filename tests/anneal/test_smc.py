@@ -6,7 +6,12 @@ from torch import Tensor
 
 import cogenerate as cg
 from cogenerate.anneal.smc import conditional_ess, next_beta, systematic_resample
-from tests.conftest import assert_unbiased, linear_gaussian_posterior, make_linear_gaussian, weighted_moments
+from tests.conftest import (
+    assert_unbiased,
+    linear_gaussian_posterior,
+    make_linear_gaussian,
+    weighted_moments,
+)
 
 REPLICATES = 10
 

@@ -111,7 +111,7 @@ def evaluate_method(
     completion closest to the truth among the chains (``*_best``), the posterior std map's
     rank correlation with the estimate's error over hidden pixels, the seconds spent and
     the gradient evaluations per chain, the fraction of hidden pixels whose truth lies within
-    two posterior std of the posterior mean, and the noise scale per image.
+    two predictive std (posterior spread and noise) of the posterior mean, and the noise scale per image.
     """
     n = images.shape[0]
     kwargs = method_settings(method, config)
@@ -132,6 +132,7 @@ def evaluate_method(
     completions = torch.cat([o.completions for o in outputs])
     std = torch.cat([o.std for o in outputs])
     mean = torch.cat([o.mean for o in outputs])
+    predictive = torch.cat([o.predictive_std for o in outputs])
     mask = operator.full(n, tuple(images.shape[1:])) if isinstance(operator, Mask) else torch.zeros_like(images)
     hidden = mask == 0
     per_chain = torch.stack([metrics.masked_mse(completions[:, c], images, mask) for c in range(completions.shape[1])], 1)
@@ -141,8 +142,8 @@ def evaluate_method(
         metrics.rank_correlation(std[i][hidden[i]].reshape(1, -1), error[i][hidden[i]].reshape(1, -1))[0]
         for i in range(n)
     ])
-    # Calibration: how often the truth lies within two posterior std of the posterior mean.
-    inside = ((mean - images).abs() <= 2 * std) & hidden
+    # Calibration: how often the truth lies within two predictive std of the posterior mean.
+    inside = ((mean - images).abs() <= 2 * predictive) & hidden
     coverage = inside.flatten(1).sum(1) / hidden.flatten(1).sum(1).clamp_min(1)
     return {
         "mse_hidden_estimate": metrics.masked_mse(estimate, images, mask),
