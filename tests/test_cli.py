@@ -114,6 +114,7 @@ def test_complete_writes_figure_and_report(method: str, extra: list[str], mask: 
     assert 1 <= report["ess"] <= 4 + 1e-4
     for key in ("posterior_mean", "estimate", "best_sample"):
         assert METRIC_KEYS <= set(report["metrics"][key])
+    assert 0 <= report["metrics"]["truth_within_2_predictive_std"] <= 1
     assert (report["metrics"]["posterior_mean"]["hidden_mse"] is None) == (mask == "sr4")
     assert report["metrics"]["best_sample"]["mse"] <= report["metrics"]["estimate"]["mse"] + 1e-6 or method != "gd"
     for name in ("figure", "mean", "samples"):

@@ -869,7 +869,11 @@ def _cmd_complete(args: argparse.Namespace) -> int:
         else:
             errors = ((completions - truth) ** 2).flatten(1).sum(1)
         best = int(errors.argmin())
+        predictive, hidden = out.predictive_std[0], out.hidden[0].bool()
+        inside = ((mean - truth).abs() <= 2 * predictive) & hidden
         metrics = {
+            # How often the truth of a hidden pixel lies within two predictive std of the mean.
+            "truth_within_2_predictive_std": _plain(float(inside.sum() / hidden.sum().clamp_min(1))),
             "posterior_mean": _image_metrics(mean, truth, mask),
             "estimate": _image_metrics(out.estimate[0], truth, mask),
             "best_sample": {"chain": best, "weight": float(weights[best]),

@@ -44,7 +44,9 @@ def smc_polish(
     """SMC with ``1 − polish_fraction`` of ``max_grad_evals``, then Adam with the rest.
 
     Args:
-        polish_fraction: share of the budget for the polish (with ``max_grad_evals``).
+        polish_fraction: share of the budget kept for the polish (with ``max_grad_evals``);
+            what SMC leaves unspent (it stops early at a fitted noise scale) goes to the
+            polish too.
         polish_steps: polish iterations when no budget is given.
         lr: Adam learning rate of the polish.
         prior_weight: 1 polishes toward the posterior mode, 0 toward the best fit of Eq. (1).

@@ -9,7 +9,9 @@ AIS (:mod:`cogenerate.anneal.ais`) plus three things the paper's Algorithm 1 lac
    the ESS falls below ``resample_threshold · C``;
 3. kernels re-tuned from the particles: a diagonal inverse mass matrix equal to the
    particles' weighted variance (Chopin 2002, §2.1 of Buchholz, Chopin & Jacob 2021), and a
-   step size per observation moved toward the target acceptance after every mutation.
+   step size per observation moved toward the target acceptance after every mutation;
+4. optionally (``empirical_bayes``), the noise scale fitted by maximum evidence: tempering
+   stops where the estimated evidence of the scale that β amounts to peaks.
 
 ``log_evidence`` is the product of the mean incremental weights (Del Moral et al. 2006).
 """
@@ -223,8 +225,9 @@ def smc(
             model a small scale s (a floor) and read the fitted one in
             ``diagnostics["noise_scale"]``; ``log_evidence`` is then that scale's.
         max_grad_evals: cap on gradient evaluations per chain (1 + steps·M·L + moves·L).
-            When the next tempering step would exceed it, β jumps to 1 by reweighting alone;
-            the particles from just before the jump are kept in
+            When the next tempering step would exceed it, β jumps to 1 (under empirical
+            Bayes: to the evidence peak) by reweighting alone; the particles from just
+            before the jump are kept in
             ``diagnostics["tempered_latents"]`` (at ``diagnostics["tempered_beta"]``).
 
     Returns:
@@ -338,7 +341,7 @@ def smc(
         "step_size": torch.stack(trace["step_size"]).cpu() if trace["step_size"] else torch.zeros(0),
         "divergences": int(divergent),
         "steps": steps,
-        # Particles before β was forced to 1 by the budget (the final ones if it was not).
+        # Particles before β was forced up by the budget (the final ones if it was not).
         "tempered_latents": state.position if tempered_latents is None else tempered_latents,
         "tempered_beta": beta.cpu() if tempered_beta is None else tempered_beta.cpu(),
         # The final target: the likelihood's weight β and the noise scale it amounts to.
