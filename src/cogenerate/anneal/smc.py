@@ -246,10 +246,11 @@ def smc(
         if posterior.discriminator is not None:
             raise ValueError("empirical Bayes fits the noise scale of the likelihood alone; "
                              "it cannot be combined with a discriminator term")
-        count = posterior.observed_count.unsqueeze(1)
+        count = posterior.observed_count
 
         def correction(beta: Tensor) -> Tensor:
-            return posterior.noise.evidence_correction(beta, count if beta.dim() == 2 else count[:, 0])
+            """Per observation (first dim of ``beta``): ``(B,)`` or ``(B, K)`` candidates."""
+            return posterior.noise.evidence_correction(beta, count.reshape(-1, *([1] * (beta.dim() - 1))))
 
     beta = torch.zeros(b, device=device, dtype=dtype)
     ceiling = torch.ones(b, device=device, dtype=dtype)

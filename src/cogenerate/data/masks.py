@@ -67,6 +67,11 @@ def _check_n(n: int) -> None:
         raise ValueError(f"number of masks must be non-negative, got {n}")
 
 
+def _check_fraction(fraction: float) -> None:
+    if not 0.0 <= fraction <= 1.0:
+        raise ValueError(f"fraction must lie in [0, 1], got {fraction}")
+
+
 def _box_mask(top: Tensor, left: Tensor, height: Tensor, width: Tensor, h: int, w: int) -> Tensor:
     """Hidden-box indicator ``(N, H, W)`` (bool) for boxes given by ``(N,)`` integer tensors."""
     rows = torch.arange(h, device=top.device)
@@ -134,8 +139,7 @@ def centre_box(n: int, size: int | tuple[int, int], *, fraction: float = 0.5) ->
         ``(n, 1, H, W)`` float mask, 1 = observed, 0 = hidden.
     """
     _check_n(n)
-    if not 0.0 <= fraction <= 1.0:
-        raise ValueError(f"fraction must lie in [0, 1], got {fraction}")
+    _check_fraction(fraction)
     h, w = _hw(size)
     bh, bw = round(fraction * h), round(fraction * w)
     mask = torch.ones(n, 1, h, w)
@@ -203,8 +207,7 @@ def salt_pepper(n: int, size: int | tuple[int, int], *, rng: torch.Generator, fr
         ``(n, 1, H, W)`` float mask, 1 = observed, 0 = hidden.
     """
     _check_n(n)
-    if not 0.0 <= fraction <= 1.0:
-        raise ValueError(f"fraction must lie in [0, 1], got {fraction}")
+    _check_fraction(fraction)
     h, w = _hw(size)
     count = round(fraction * h * w)
     scores = torch.rand(n, h * w, generator=rng, device=rng.device)
