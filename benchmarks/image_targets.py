@@ -37,7 +37,7 @@ from cogenerate.experiments.images import ImagesConfig, evaluate_method, summari
 
 def load_model(spec: str):
     if spec.endswith((".json", ".safetensors")) or "/" in spec:
-        from cogenerate.training.checkpoint import load_checkpoint
+        from cogenerate.checkpoint import load_checkpoint
 
         modules = load_checkpoint(spec).modules
     else:

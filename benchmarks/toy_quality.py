@@ -47,7 +47,7 @@ import torch
 
 import cogenerate as cg
 from cogenerate.experiments.toy import ToyConfig, reconstruction_error, reference_posterior, toy_observation
-from cogenerate.training.checkpoint import load_checkpoint
+from cogenerate.checkpoint import load_checkpoint
 
 ROOT = Path(__file__).resolve().parents[1]
 CHECKPOINT = ROOT / "runs" / "toy-gan" / "iter_0015000"

@@ -5,7 +5,7 @@
 import time, torch, statistics
 torch.set_num_threads(1)
 import cogenerate as cg
-from cogenerate.training.checkpoint import load_checkpoint
+from cogenerate.checkpoint import load_checkpoint
 from cogenerate.experiments.toy import toy_observation, reconstruction_error
 G = load_checkpoint("runs/toy-gan/iter_0015000").modules["generator"]
 obs, mask = toy_observation()

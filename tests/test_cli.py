@@ -15,7 +15,7 @@ from PIL import Image
 
 from cogenerate.cli import build_parser, main
 from cogenerate.models.pretrained import PRETRAINED
-from cogenerate.training.checkpoint import list_checkpoints, load_checkpoint
+from cogenerate.checkpoint import list_checkpoints, load_checkpoint
 
 SUBCOMMANDS = ("demo", "reproduce", "train", "complete", "models")
 REPORT_KEYS = {

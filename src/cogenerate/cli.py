@@ -1,7 +1,7 @@
 """The ``cogen`` command: a thin layer that parses arguments, calls the library, writes files.
 
 Every subcommand is a function ``_cmd_<name>(args) -> int``. Errors caused by the user's
-input (``ValueError`` — including :class:`~cogenerate.training.checkpoint.CheckpointError` —
+input (``ValueError`` — including :class:`~cogenerate.checkpoint.CheckpointError` —
 and ``OSError`` such as a missing file) are printed as one line ``cogen: error: <message>``
 on stderr with exit status 2; ``--debug`` re-raises them with the traceback. Progress bars
 (tqdm) go to stderr; results (tables, paths) to stdout.
@@ -513,7 +513,7 @@ def _train_settings(args: argparse.Namespace, previous: Mapping[str, Any] | None
 def _cmd_train(args: argparse.Namespace) -> int:
     from cogenerate.data.images import load_dataset
     from cogenerate.models.dcgan import DCGANDiscriminator, DCGANGenerator, weights_init
-    from cogenerate.training.checkpoint import checkpoint_files, list_checkpoints
+    from cogenerate.checkpoint import checkpoint_files, list_checkpoints
     from cogenerate.training.gan import checkpoint_name, train_gan
 
     device = _setup(args)
@@ -659,7 +659,7 @@ def _truncate_losses(path: Path, start: int) -> None:
 def _load_model(spec: str, device: torch.device) -> tuple[Any, str]:
     """A shipped model name, a checkpoint (prefix or file) or a run folder -> (Checkpoint, label)."""
     from cogenerate.models.pretrained import PRETRAINED, load_pretrained
-    from cogenerate.training.checkpoint import checkpoint_files, latest_checkpoint, load_checkpoint
+    from cogenerate.checkpoint import checkpoint_files, latest_checkpoint, load_checkpoint
 
     if spec in PRETRAINED:
         return load_pretrained(spec, device=device), spec

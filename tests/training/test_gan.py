@@ -9,7 +9,7 @@ import torch
 
 from cogenerate.data.toy import ring_of_gaussians
 from cogenerate.models.toy import ToyDiscriminator, ToyGenerator
-from cogenerate.training.checkpoint import list_checkpoints, load_checkpoint
+from cogenerate.checkpoint import list_checkpoints, load_checkpoint
 from cogenerate.training.gan import init_parameters_, train_gan, train_toy_gan
 
 

@@ -275,7 +275,7 @@ def reproduce_images(
             ``config.train_iterations`` and ``config.checkpoint_every``).
         progress: ``progress(stage, fraction)``.
     """
-    from cogenerate.training.checkpoint import list_checkpoints, load_checkpoint
+    from cogenerate.checkpoint import list_checkpoints, load_checkpoint
 
     config = config or ImagesConfig()
     out = Path(out_dir)

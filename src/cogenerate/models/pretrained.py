@@ -1,6 +1,6 @@
 """Small trained models shipped inside the package, so ``cogen complete`` works out of the box.
 
-Each shipped model is a checkpoint (see :mod:`cogenerate.training.checkpoint`) stored as
+Each shipped model is a checkpoint (see :mod:`cogenerate.checkpoint`) stored as
 ``cogenerate/weights/<name>.safetensors`` + ``<name>.json``, holding a DCGAN ``"generator"``
 and its ``"discriminator"`` (DCGAN width 64, latent 100: 3.6 MB). They were trained by the
 project itself with ``cogen train`` on 2 shared CPU cores (one torch thread), and the final
@@ -35,7 +35,7 @@ from typing import Any
 
 import torch
 
-from cogenerate.training.checkpoint import Checkpoint, load_checkpoint
+from cogenerate.checkpoint import Checkpoint, load_checkpoint
 
 __all__ = ["PRETRAINED", "load_pretrained", "pretrained_config", "pretrained_files"]
 
@@ -88,7 +88,7 @@ def load_pretrained(name: str, *, device: torch.device | str | None = None) -> C
         device: where to put the modules (default: CPU).
 
     Returns:
-        A :class:`~cogenerate.training.checkpoint.Checkpoint` whose ``modules`` hold
+        A :class:`~cogenerate.checkpoint.Checkpoint` whose ``modules`` hold
         ``"generator"`` (``(N, latent_dim) -> (N, 1, 28, 28)`` in ``[-1, 1]``) and
         ``"discriminator"`` (``(N, 1, 28, 28) -> (N,)`` logits), both in eval mode.
 

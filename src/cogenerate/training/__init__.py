@@ -1,6 +1,6 @@
 """Explicit training loops, GAN losses and checkpoints (safetensors + JSON config)."""
 
-from cogenerate.training.checkpoint import (
+from cogenerate.checkpoint import (
     Checkpoint,
     CheckpointError,
     TrainingState,

@@ -26,7 +26,7 @@ from torch import Tensor, nn
 
 from cogenerate.data.toy import ring_of_gaussians
 from cogenerate.models.toy import ToyDiscriminator, ToyGenerator
-from cogenerate.training.checkpoint import (
+from cogenerate.checkpoint import (
     CheckpointError,
     checkpoint_files,
     list_checkpoints,

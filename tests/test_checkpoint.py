@@ -10,7 +10,7 @@ import pytest
 import torch
 
 from cogenerate.models.toy import ToyDiscriminator, ToyGenerator
-from cogenerate.training.checkpoint import (
+from cogenerate.checkpoint import (
     CheckpointError,
     checkpoint_files,
     latest_checkpoint,
