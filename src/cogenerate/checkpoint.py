@@ -7,8 +7,9 @@ A checkpoint is a *prefix* ``<path>`` naming up to three files side by side:
     (e.g. ``generator.net.0.weight``). Loading it never executes code.
 ``<path>.optim.pt``
     Optional, only for resuming training: ``{"optimizers": {name: state_dict},
-    "rng_state": ByteTensor | None}`` written with ``torch.save`` and read back with
-    ``torch.load(weights_only=True)``.
+    "rng_state": ByteTensor | None, "step_state": ...}`` (``step_state``: a training step's
+    own state, e.g. a BEGAN balance term; only when given) written with ``torch.save`` and
+    read back with ``torch.load(weights_only=True)``.
 ``<path>.json``
     The config: the caller's ``config`` keys, plus ``"format"``, ``"format_version"``,
     ``"iteration"``, ``"weights_sha256"`` (of the safetensors file) and ``"modules"``, which
@@ -21,7 +22,9 @@ checkpoint's name. The JSON is written last and marks the checkpoint complete:
 :func:`list_checkpoints` only reports prefixes whose JSON and safetensors both exist.
 
 All problems with reading a checkpoint raise :class:`CheckpointError`, a ``ValueError``
-whose one-line message names the file and what is wrong with it.
+whose one-line message names the file and what is wrong with it. The format's file names
+and validating readers live in :mod:`cogenerate.checkpoint_format`, the atomic writes in
+:mod:`cogenerate.files`.
 """
 
 from __future__ import annotations
@@ -30,17 +33,31 @@ import contextlib
 import hashlib
 import io
 import json
-import os
-import tempfile
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any, NamedTuple
 
 import torch
-from safetensors.torch import load as safetensors_load
 from safetensors.torch import save as safetensors_save
 from torch import Tensor, nn
 
+from cogenerate.checkpoint_format import (
+    CHECKPOINT_FORMAT,
+    CHECKPOINT_FORMAT_VERSION,
+    CONFIG_SUFFIX,
+    TRAINING_STATE_SUFFIX,
+    WEIGHTS_SUFFIX,
+    CheckpointError,
+    check_no_leftover_weights,
+    checkpoint_prefix,
+    load_module_weights,
+    parse_dtype,
+    read_config,
+    read_training_state,
+    read_weights,
+    with_suffix,
+)
+from cogenerate.files import atomic_write_bytes
 from cogenerate.models.registry import build_module, module_config
 
 __all__ = [
@@ -50,6 +67,7 @@ __all__ = [
     "CheckpointError",
     "TrainingState",
     "checkpoint_files",
+    "delete_checkpoint",
     "latest_checkpoint",
     "list_checkpoints",
     "load_checkpoint",
@@ -57,18 +75,7 @@ __all__ = [
     "save_checkpoint",
 ]
 
-CHECKPOINT_FORMAT = "cogenerate-checkpoint"
-CHECKPOINT_FORMAT_VERSION = 1
-
-WEIGHTS_SUFFIX = ".safetensors"
-CONFIG_SUFFIX = ".json"
-TRAINING_STATE_SUFFIX = ".optim.pt"
-_SUFFIXES = (TRAINING_STATE_SUFFIX, WEIGHTS_SUFFIX, CONFIG_SUFFIX)
 _RESERVED_CONFIG_KEYS = ("format", "format_version", "weights_sha256", "modules")
-
-
-class CheckpointError(ValueError):
-    """A checkpoint file is missing, corrupt, or does not match the architecture."""
 
 
 class Checkpoint(NamedTuple):
@@ -94,10 +101,12 @@ class TrainingState(NamedTuple):
     Attributes:
         iteration: the training iteration the checkpoint was taken at.
         rng_state: the saved ``torch.Generator`` state (a CPU ``uint8`` tensor), or None.
+        step_state: the saved state of the training step (see :func:`save_checkpoint`), or None.
     """
 
     iteration: int
     rng_state: Tensor | None
+    step_state: Any = None
 
 
 def checkpoint_files(path: str | Path) -> dict[str, Path]:
@@ -107,11 +116,11 @@ def checkpoint_files(path: str | Path) -> dict[str, Path]:
         ``{"weights": <prefix>.safetensors, "config": <prefix>.json,
         "training_state": <prefix>.optim.pt}`` (the files need not exist).
     """
-    prefix = _prefix(path)
+    prefix = checkpoint_prefix(path)
     return {
-        "weights": _with_suffix(prefix, WEIGHTS_SUFFIX),
-        "config": _with_suffix(prefix, CONFIG_SUFFIX),
-        "training_state": _with_suffix(prefix, TRAINING_STATE_SUFFIX),
+        "weights": with_suffix(prefix, WEIGHTS_SUFFIX),
+        "config": with_suffix(prefix, CONFIG_SUFFIX),
+        "training_state": with_suffix(prefix, TRAINING_STATE_SUFFIX),
     }
 
 
@@ -122,6 +131,7 @@ def save_checkpoint(
     *,
     optimizers: Mapping[str, torch.optim.Optimizer] | None = None,
     rng_state: Tensor | None = None,
+    step_state: Any = None,
     iteration: int | None = None,
 ) -> Path:
     """Write a checkpoint atomically (see the module docstring for the file layout).
@@ -138,6 +148,9 @@ def save_checkpoint(
         optimizers: name -> optimizer whose state is saved to ``<path>.optim.pt`` for
             resuming. Omitted: no training state unless ``rng_state`` is given.
         rng_state: ``torch.Generator.get_state()`` to save with the training state.
+        step_state: a training step's own state to save with the training state (tensors,
+            numbers, strings, lists and dicts of them: what ``torch.load(weights_only=True)``
+            reads back); None saves none.
         iteration: training iteration; defaults to ``config["iteration"]`` or 0.
 
     Returns:
@@ -147,7 +160,7 @@ def save_checkpoint(
         ValueError: a module is not registered or has a bad name, or the config is not
             JSON-serialisable or uses a reserved key.
     """
-    prefix = _prefix(path)
+    prefix = checkpoint_prefix(path)
     files = checkpoint_files(prefix)
     reserved = sorted(set(config) & set(_RESERVED_CONFIG_KEYS))
     if reserved:
@@ -188,19 +201,21 @@ def save_checkpoint(
         raise ValueError(f"checkpoint config is not JSON-serialisable: {error}") from error
 
     prefix.parent.mkdir(parents=True, exist_ok=True)
-    _atomic_write_bytes(files["weights"], weights)
-    if optimizers is not None or rng_state is not None:
+    atomic_write_bytes(files["weights"], weights)
+    if optimizers is not None or rng_state is not None or step_state is not None:
         state = {
             "optimizers": {name: optimizer.state_dict() for name, optimizer in (optimizers or {}).items()},
             "rng_state": None if rng_state is None else rng_state.detach().to("cpu").clone(),
         }
+        if step_state is not None:
+            state["step_state"] = step_state
         buffer = io.BytesIO()
         torch.save(state, buffer)
-        _atomic_write_bytes(files["training_state"], buffer.getvalue())
+        atomic_write_bytes(files["training_state"], buffer.getvalue())
     else:
         with contextlib.suppress(FileNotFoundError):
             files["training_state"].unlink()  # stale state from an overwritten checkpoint
-    _atomic_write_bytes(files["config"], (text + "\n").encode("utf-8"))
+    atomic_write_bytes(files["config"], (text + "\n").encode("utf-8"))
     return prefix
 
 
@@ -218,10 +233,10 @@ def load_checkpoint(path: str | Path, *, device: torch.device | str | None = Non
         CheckpointError (a ValueError): missing file, invalid JSON, corrupt or truncated
             safetensors, unknown architecture, or weights that do not fit the architecture.
     """
-    prefix = _prefix(path)
+    prefix = checkpoint_prefix(path)
     files = checkpoint_files(prefix)
-    document = _read_config(files["config"])
-    tensors = _read_weights(files["weights"], document)
+    document = read_config(files["config"])
+    tensors = read_weights(files["weights"], document)
     modules: dict[str, nn.Module] = {}
     for name, spec in document["modules"].items():
         try:
@@ -233,12 +248,12 @@ def load_checkpoint(path: str | Path, *, device: torch.device | str | None = Non
             raise CheckpointError(f"{files['config']}: module {name!r}: {error}") from None
         dtype = spec.get("dtype")
         if dtype is not None:  # before loading, so float64 weights are not rounded to float32
-            module.to(dtype=_parse_dtype(dtype, files["config"]))
-        _load_module_weights(module, name, tensors, files["weights"])
+            module.to(dtype=parse_dtype(dtype, files["config"]))
+        load_module_weights(module, name, tensors, files["weights"])
         if device is not None:
             module.to(device)
         modules[name] = module.eval()
-    _check_no_leftover_weights(tensors, modules, files["weights"])
+    check_no_leftover_weights(tensors, modules, files["weights"])
     return Checkpoint(modules=modules, config=document, iteration=int(document["iteration"]), path=prefix)
 
 
@@ -260,25 +275,27 @@ def restore_checkpoint(
             ``.optim.pt``).
 
     Returns:
-        The checkpoint's iteration and saved rng state.
+        The checkpoint's iteration, saved rng state and saved step state.
 
     Raises:
         CheckpointError (a ValueError): as :func:`load_checkpoint`, or a module/optimizer
             missing from the checkpoint.
     """
     files = checkpoint_files(path)
-    document = _read_config(files["config"])
-    tensors = _read_weights(files["weights"], document)
+    document = read_config(files["config"])
+    tensors = read_weights(files["weights"], document)
     for name, module in modules.items():
         if name not in document["modules"]:
             raise CheckpointError(
                 f"{files['config']}: no module named {name!r} (has {sorted(document['modules'])})"
             )
-        _load_module_weights(module, name, tensors, files["weights"])
+        load_module_weights(module, name, tensors, files["weights"])
     rng_state: Tensor | None = None
+    step_state: Any = None
     if optimizers or files["training_state"].exists():
-        state = _read_training_state(files["training_state"])
+        state = read_training_state(files["training_state"])
         rng_state = state.get("rng_state")
+        step_state = state.get("step_state")
         for name, optimizer in (optimizers or {}).items():
             saved = state.get("optimizers", {})
             if name not in saved:
@@ -292,7 +309,7 @@ def restore_checkpoint(
                 raise CheckpointError(
                     f"{files['training_state']}: optimizer state {name!r} does not fit the optimizer: {message}"
                 ) from None
-    return TrainingState(iteration=int(document["iteration"]), rng_state=rng_state)
+    return TrainingState(iteration=int(document["iteration"]), rng_state=rng_state, step_state=step_state)
 
 
 def list_checkpoints(directory: str | Path) -> list[tuple[int, Path]]:
@@ -309,8 +326,8 @@ def list_checkpoints(directory: str | Path) -> list[tuple[int, Path]]:
         return []
     found: list[tuple[int, Path]] = []
     for config_path in directory.glob(f"*{CONFIG_SUFFIX}"):
-        prefix = _prefix(config_path)
-        if not _with_suffix(prefix, WEIGHTS_SUFFIX).is_file():
+        prefix = checkpoint_prefix(config_path)
+        if not with_suffix(prefix, WEIGHTS_SUFFIX).is_file():
             continue
         try:
             document = json.loads(config_path.read_text(encoding="utf-8"))
@@ -330,19 +347,15 @@ def latest_checkpoint(directory: str | Path) -> Path | None:
     return checkpoints[-1][1] if checkpoints else None
 
 
+def delete_checkpoint(path: str | Path) -> None:
+    """Delete the files of the checkpoint ``path``; the JSON first, so it stops counting as complete."""
+    files = checkpoint_files(path)
+    for key in ("config", "weights", "training_state"):
+        with contextlib.suppress(FileNotFoundError):
+            files[key].unlink()
+
+
 # --------------------------------------------------------------------------- helpers
-
-
-def _prefix(path: str | Path) -> Path:
-    path = Path(path)
-    for suffix in _SUFFIXES:
-        if path.name.endswith(suffix) and len(path.name) > len(suffix):
-            return path.with_name(path.name[: -len(suffix)])
-    return path
-
-
-def _with_suffix(prefix: Path, suffix: str) -> Path:
-    return prefix.with_name(prefix.name + suffix)
 
 
 def _json_default(value: Any) -> Any:
@@ -358,143 +371,3 @@ def _floating_dtype(module: nn.Module) -> torch.dtype | None:
         if tensor.is_floating_point():
             return tensor.dtype
     return None
-
-
-def _parse_dtype(name: Any, file: Path) -> torch.dtype:
-    dtype = getattr(torch, name, None) if isinstance(name, str) else None
-    if not isinstance(dtype, torch.dtype):
-        raise CheckpointError(f"{file}: unknown dtype {name!r}")
-    return dtype
-
-
-def _atomic_write_bytes(path: Path, data: bytes) -> None:
-    """Write ``data`` to ``path`` via a fsync'ed temporary file in the same directory."""
-    fd, temporary = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "wb") as handle:
-            handle.write(data)
-            handle.flush()
-            os.fsync(handle.fileno())
-        os.chmod(temporary, 0o644)
-        os.replace(temporary, path)
-    except BaseException:
-        with contextlib.suppress(FileNotFoundError):
-            os.unlink(temporary)
-        raise
-    _fsync_directory(path.parent)
-
-
-def _fsync_directory(directory: Path) -> None:
-    try:
-        fd = os.open(directory, os.O_RDONLY)
-    except OSError:  # e.g. Windows, where directories cannot be opened
-        return
-    try:
-        os.fsync(fd)
-    except OSError:
-        pass
-    finally:
-        os.close(fd)
-
-
-def _read_bytes(file: Path) -> bytes:
-    if not file.is_file():
-        raise CheckpointError(f"{file}: checkpoint file not found")
-    try:
-        return file.read_bytes()
-    except OSError as error:
-        raise CheckpointError(f"{file}: cannot read checkpoint file ({error.strerror or error})") from None
-
-
-def _read_config(file: Path) -> dict[str, Any]:
-    raw = _read_bytes(file)
-    try:
-        document = json.loads(raw.decode("utf-8"))
-    except (UnicodeDecodeError, json.JSONDecodeError) as error:
-        raise CheckpointError(f"{file}: invalid JSON in checkpoint config ({error})") from None
-    if not isinstance(document, dict) or document.get("format") != CHECKPOINT_FORMAT:
-        raise CheckpointError(f"{file}: not a cogenerate checkpoint config (no \"format\": \"{CHECKPOINT_FORMAT}\")")
-    version = document.get("format_version")
-    if not isinstance(version, int) or version > CHECKPOINT_FORMAT_VERSION:
-        raise CheckpointError(
-            f"{file}: unsupported checkpoint format_version {version!r} (this version reads <= {CHECKPOINT_FORMAT_VERSION})"
-        )
-    iteration = document.get("iteration")
-    if not isinstance(iteration, int) or isinstance(iteration, bool):
-        raise CheckpointError(f"{file}: \"iteration\" must be an integer, got {iteration!r}")
-    modules = document.get("modules")
-    if not isinstance(modules, dict) or not modules:
-        raise CheckpointError(f"{file}: \"modules\" must be a non-empty object")
-    for name, spec in modules.items():
-        if (
-            not isinstance(spec, dict)
-            or not isinstance(spec.get("architecture"), str)
-            or not isinstance(spec.get("kwargs", {}), dict)
-        ):
-            raise CheckpointError(
-                f"{file}: module {name!r} must be {{\"architecture\": str, \"kwargs\": object}}, got {spec!r}"
-            )
-    return document
-
-
-def _read_weights(file: Path, document: Mapping[str, Any]) -> dict[str, Tensor]:
-    raw = _read_bytes(file)
-    expected_hash = document.get("weights_sha256")
-    if isinstance(expected_hash, str) and hashlib.sha256(raw).hexdigest() != expected_hash:
-        raise CheckpointError(
-            f"{file}: weights do not match the checksum in the config (corrupt, truncated or from another checkpoint)"
-        )
-    try:
-        return safetensors_load(raw)
-    except Exception as error:  # safetensors raises its own SafetensorError and others
-        message = str(error).splitlines()[0] if str(error) else type(error).__name__
-        raise CheckpointError(f"{file}: corrupt or truncated safetensors file ({message})") from None
-
-
-def _read_training_state(file: Path) -> dict[str, Any]:
-    raw = _read_bytes(file)
-    try:
-        state = torch.load(io.BytesIO(raw), map_location="cpu", weights_only=True)
-    except Exception as error:  # pickle / zip errors of many kinds
-        message = str(error).splitlines()[0] if str(error) else type(error).__name__
-        raise CheckpointError(f"{file}: corrupt or truncated training state ({message})") from None
-    if not isinstance(state, dict):
-        raise CheckpointError(f"{file}: training state must be a dict, got {type(state).__name__}")
-    return state
-
-
-def _load_module_weights(module: nn.Module, name: str, tensors: Mapping[str, Tensor], file: Path) -> None:
-    prefix = f"{name}."
-    saved = {key[len(prefix) :]: tensor for key, tensor in tensors.items() if key.startswith(prefix)}
-    expected = module.state_dict()
-    missing = sorted(set(expected) - set(saved))
-    unexpected = sorted(set(saved) - set(expected))
-    mismatched = [
-        f"{key} saved {tuple(saved[key].shape)} vs model {tuple(expected[key].shape)}"
-        for key in expected
-        if key in saved and saved[key].shape != expected[key].shape
-    ]
-    if missing or unexpected or mismatched:
-        problems = []
-        if missing:
-            problems.append(f"missing {_abbreviate(missing)}")
-        if unexpected:
-            problems.append(f"unexpected {_abbreviate(unexpected)}")
-        if mismatched:
-            problems.append(f"shape mismatch {_abbreviate(mismatched)}")
-        raise CheckpointError(
-            f"{file}: weights of module {name!r} do not match its architecture "
-            f"({type(module).__name__}): {'; '.join(problems)}"
-        )
-    module.load_state_dict(saved, strict=True)
-
-
-def _check_no_leftover_weights(tensors: Mapping[str, Tensor], modules: Mapping[str, nn.Module], file: Path) -> None:
-    leftovers = sorted(key for key in tensors if key.split(".", 1)[0] not in modules)
-    if leftovers:
-        raise CheckpointError(f"{file}: weights for no module listed in the config: {_abbreviate(leftovers)}")
-
-
-def _abbreviate(items: list[str], limit: int = 4) -> str:
-    shown = ", ".join(items[:limit])
-    return f"[{shown}{', ...' if len(items) > limit else ''}] ({len(items)})" if len(items) > limit else f"[{shown}]"
