@@ -21,6 +21,9 @@ from cogenerate.models.dcgan import DCGANDiscriminator, DCGANGenerator, weights_
 from tests.conftest import make_linear_gaussian
 
 GOLDEN = Path(__file__).parent / "golden" / "complete.safetensors"
+# Outputs the issue asked to change: yeh used to report the default Gaussian σ = 0.1 it never
+# used; it now reports the noise of its contextual L1 loss, Laplace of scale 1 (std √2).
+FIXED = {f"{case}.noise_std": lambda old: torch.full_like(old, 2**0.5) for case in ("lg-yeh", "dc-yeh")}
 FIELDS = ("samples", "completions", "estimate", "latents", "log_weights", "log_evidence", "noise_std")
 
 
@@ -63,8 +66,8 @@ def _cases():
     yield "lg-gd", "lg", dict(method=cg.GD(lr=0.05), steps=7)
     yield "lg-gd-best", "lg", dict(method=cg.GDBest(candidates=50), steps=5)
     yield "lg-yeh", "lg", dict(method="yeh", steps=5, critic=1.0)
-    yield "lg-smc-polish", "lg", dict(method=cg.SMCPolish(candidates=50), leapfrog=2, max_grad_evals=30)
-    yield "dc-smc-polish", "dc", dict(method=cg.SMCPolish(candidates=30), leapfrog=2, max_grad_evals=20)
+    yield "lg-smc-polish", "lg", dict(method=cg.SMCPolish(smc=cg.SMC(leapfrog=5, candidates=50)), leapfrog=2, max_grad_evals=30)
+    yield "dc-smc-polish", "dc", dict(method=cg.SMCPolish(smc=cg.SMC(leapfrog=5, candidates=30)), leapfrog=2, max_grad_evals=20)
     yield "dc-ais", "dc", dict(method="ais", steps=3, leapfrog=2, noise_std=0.2)
     yield "dc-gd-best", "dc", dict(method=cg.GDBest(candidates=20), steps=4)
     yield "dc-yeh", "dc", dict(method="yeh", steps=3, critic=1.0)
@@ -104,7 +107,10 @@ def test_outputs_equal_the_recorded_ones(name, problem, kwargs):
     assert out.grad_evals == int(golden[f"{name}.grad_evals"])
     for field in FIELDS:
         got, want = getattr(out, field), golden[f"{name}.{field}"]
-        assert got.dtype == want.dtype and torch.equal(got, want), f"{name}: {field} differs from the recording"
+        if f"{name}.{field}" in FIXED:
+            want = FIXED[f"{name}.{field}"](want)
+        same = torch.equal(got, want) or bool(torch.isnan(got).all() and torch.isnan(want).all())
+        assert got.dtype == want.dtype and same, f"{name}: {field} differs from the recording"
 
 
 if __name__ == "__main__" and "--record" in sys.argv:

@@ -2,13 +2,64 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, NamedTuple
 
 import torch
 from torch import Tensor
 
-__all__ = ["Completion", "weighted_mean"]
+from cogenerate.operators import NoiseModel
+
+__all__ = ["Completion", "SamplerOutput", "Step", "Callback", "weighted_mean", "notify"]
+
+
+class Step(NamedTuple):
+    """What a method hands ``callback=`` between its steps.
+
+    Attributes:
+        fraction: share of the method's work done, in [0, 1].
+        latents: ``(B, C, D)`` the current particles (chains).
+        samples: ``(B, C, *x_shape)`` their G(z).
+        log_weights: ``(B, C)`` their normalised importance log-weights.
+        beta: ``(B,)`` the current inverse temperature (samplers), or ``None``.
+        diagnostics: a few running numbers (e.g. ``{"ess": ..., "acceptance_rate": ...}``).
+    """
+
+    fraction: float
+    latents: Tensor
+    samples: Tensor
+    log_weights: Tensor
+    beta: Tensor | None = None
+    diagnostics: dict[str, Any] = {}
+
+
+Callback = Callable[[Step], "bool | None"]
+"""Called between steps; returning ``False`` stops the method cleanly with a partial result."""
+
+
+def notify(callback: Callback | None, step: Callable[[], Step]) -> bool:
+    """Call ``callback`` with the :class:`Step` that ``step()`` builds (only if there is a
+    callback); ``True`` if the method should stop (the callback returned ``False``)."""
+    return callback is not None and callback(step()) is False
+
+
+class SamplerOutput(NamedTuple):
+    """A method's raw result, before :func:`cogenerate.api.complete` assembles the :class:`Completion`."""
+
+    latents: Tensor  # (B, C, D)
+    samples: Tensor  # (B, C, *x_shape): G(latents)
+    log_weights: Tensor  # (B, C), unnormalised
+    log_evidence: Tensor  # (B,), nan where the method has none
+    grad_evals: int  # generator gradient evaluations per chain
+    info: Any  # the method's own typed info (a NamedTuple with a ``diagnostics()`` export)
+    # Optimised points for the point estimate (best fit), when they differ from the samples.
+    point_samples: Tensor | None = None  # (B, K, *x_shape)
+    # The noise model the method actually used (None: the target's), and its scale per
+    # observation (None: the model's scale for every observation).
+    noise: NoiseModel | None = None
+    noise_scale: Tensor | None = None  # (B,)
+    cancelled: bool = False  # stopped by the callback before its end
 
 
 def weighted_mean(values: Tensor, log_weights: Tensor) -> Tensor:
@@ -38,6 +89,8 @@ class Completion:
             (fitted by maximum evidence or given); Laplace noise of scale b has √2·b.
         hidden: ``(B, *x_shape)`` 1 where the entry was not observed directly (every entry
             for operators other than a mask); ``None`` if unknown.
+        info: the method's own typed info (e.g. :class:`~cogenerate.anneal.smc.SMCInfo`);
+            ``diagnostics`` is its plain-dict export plus the noise model and warnings.
     """
 
     samples: Tensor
@@ -51,6 +104,7 @@ class Completion:
     diagnostics: dict[str, Any] = field(default_factory=dict)
     noise_std: Tensor | None = None
     hidden: Tensor | None = None
+    info: Any = None
 
     @property
     def weights(self) -> Tensor:
@@ -103,4 +157,4 @@ class Completion:
         optional = {name: None if getattr(self, name) is None else getattr(self, name).to(device)
                     for name in ("noise_std", "hidden")}
         return Completion(**moved, **optional, grad_evals=self.grad_evals, method=self.method,
-                          diagnostics=self.diagnostics)
+                          diagnostics=self.diagnostics, info=self.info)

@@ -9,20 +9,38 @@ that leave ``p(z) L(z)^{β_t}`` invariant. The mean of the weights estimates
 from __future__ import annotations
 
 import math
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
+from typing import NamedTuple
 
 import torch
 from torch import Tensor
 
-from cogenerate.anneal.output import SamplerOutput
 from cogenerate.anneal.schedules import make_schedule
-from cogenerate.mcmc.hmc import hmc_init, hmc_step
-from cogenerate.mcmc.step_size import dual_averaging_init, dual_averaging_update, paper_rule
+from cogenerate.anneal.tempering import evaluator, retemper, start, tempered_density
+from cogenerate.mcmc.adapt import dual_averaging_init, dual_averaging_update, paper_rule
+from cogenerate.mcmc.hmc import hmc_step
 from cogenerate.posterior import Posterior
+from cogenerate.proposals import Proposal, draw_initial
+from cogenerate.result import Callback, SamplerOutput, Step, notify
 
-__all__ = ["ais", "weight_increment", "effective_sample_size"]
+__all__ = ["ais", "AISInfo", "weight_increment", "effective_sample_size", "ADAPT_RULES"]
 
-Progress = Callable[[float], None] | None
+ADAPT_RULES = ("paper", "dual-averaging", None)
+
+
+class AISInfo(NamedTuple):
+    """What AIS did: traces over its T annealing steps."""
+
+    beta: Tensor  # (T + 1,) the schedule
+    acceptance_rate: Tensor  # (T,) mean acceptance probability per step
+    step_size: Tensor  # (T,) mean step size per step
+    ess: Tensor  # (T,) ESS / C of the weights after each step (mean over observations)
+    divergences: int
+    steps: int  # T
+    snapshots: dict[int, Tensor]  # t -> (B, C, D) positions after step t
+
+    def diagnostics(self) -> dict:
+        return self._asdict()
 
 
 def weight_increment(delta_beta: Tensor, log_likelihood: Tensor) -> Tensor:
@@ -50,9 +68,10 @@ def ais(
     step_size: float = 0.01,
     adapt: str | None = "paper",
     target_acceptance: float = 0.65,
+    init: str | Proposal = "prior",
     max_grad_evals: int | None = None,
     snapshots: Sequence[int] = (),
-    progress: Progress = None,
+    callback: Callback | None = None,
 ) -> SamplerOutput:
     """Run AIS–HMC for every observation of ``posterior`` with ``chains`` chains each.
 
@@ -63,12 +82,15 @@ def ais(
         schedule: "sigmoid" (the paper's), "linear" or "geometric".
         step_size: initial leapfrog step size (the paper's 0.01).
         adapt: "paper" (×1.02 / ×0.98), "dual-averaging", or None (fixed).
+        init: "prior", or a proposal (:mod:`cogenerate.proposals`) whose draws start with
+            weights p(z)/q(z).
         max_grad_evals: cap on gradient evaluations per chain (1 + T·M·L are spent).
         snapshots: annealing steps t after which to keep the chains' positions, returned
-            in ``diagnostics["snapshots"]`` as ``{t: (B, C, D)}`` (t = 0 is the prior draw).
+            in the info's ``snapshots`` as ``{t: (B, C, D)}`` (t = 0 is the prior draw).
+        callback: called after every annealing step; returning False stops early.
 
     Returns:
-        a :class:`SamplerOutput`; ``grad_evals = 1 + T·M·L``.
+        a :class:`SamplerOutput` with an :class:`AISInfo`; ``grad_evals = 1 + T·M·L``.
     """
     cost = hmc_per_temperature * leapfrog
     if max_grad_evals is not None:
@@ -79,51 +101,66 @@ def ais(
                 f"{cost} gradient evaluations per chain (+1 to start); raise it or lower leapfrog"
             )
         steps = min(steps, affordable)
-    if adapt not in ("paper", "dual-averaging", None):
+    if adapt not in ADAPT_RULES:
         raise ValueError(f"unknown step-size adaptation {adapt!r}; use 'paper', 'dual-averaging' or None")
     observed = posterior.observed
     betas = make_schedule(schedule, steps).to(device=observed.device, dtype=observed.dtype)
-    b, d = posterior.batch, posterior.latent_dim
-    z = torch.randn((b, chains, d), generator=rng, device=observed.device, dtype=observed.dtype)
-    state = hmc_init(z, posterior)
+    b = posterior.batch
+    z, log_w0 = draw_initial(posterior, init, chains, rng=rng, need_density=True)
+    evaluate = evaluator(posterior.log_prior_and_grad, posterior.log_likelihood_and_grad)
+    state = start(z, evaluate, betas[0].expand(b))
     step = torch.full((b, chains), step_size, device=observed.device, dtype=observed.dtype)
     dual = dual_averaging_init(step) if adapt == "dual-averaging" else None
     log_w = torch.zeros((b, chains), device=observed.device, dtype=observed.dtype)
+    if log_w0 is not None:
+        log_w = log_w + log_w0
     accept_trace, step_trace, ess_trace, divergent = [], [], [], torch.zeros((), dtype=torch.long)
     kept = {0: z.clone()} if 0 in snapshots else {}
+    done = 0
     for t in range(1, steps + 1):
         beta = betas[t].expand(b)
-        log_w = log_w + weight_increment((betas[t] - betas[t - 1]).expand(b), state.evaluation.log_likelihood)
+        log_w = log_w + weight_increment((betas[t] - betas[t - 1]).expand(b), state.aux.log_likelihood)
+        state = retemper(state, beta)
+        target = tempered_density(evaluate, beta)
         for _ in range(hmc_per_temperature):
-            state, info = hmc_step(rng, state, posterior, beta=beta, step_size=step, num_leapfrog=leapfrog)
+            state, info = hmc_step(rng, state, target, step_size=step, num_leapfrog=leapfrog)
             if adapt == "paper":
                 step = paper_rule(step, info.acceptance_prob, target=target_acceptance)
             elif dual is not None:
                 dual = dual_averaging_update(dual, info.acceptance_prob, target=target_acceptance)
                 step = dual.log_step.exp()
             divergent = divergent + info.is_divergent.sum().cpu()
+        done = t
         accept_trace.append(info.acceptance_prob.mean())
         step_trace.append(step.mean())
         ess_trace.append(effective_sample_size(log_w).mean() / chains)
         if t in snapshots:
             kept[t] = state.position.clone()
-        if progress is not None:
-            progress(t / steps)
+        stop = notify(callback, lambda: Step(t / steps, state.position, state.aux.sample,
+                                             torch.log_softmax(log_w, 1), beta,
+                                             {"acceptance_rate": accept_trace[-1], "ess": ess_trace[-1]}))
+        if stop:
+            break
     log_evidence = torch.logsumexp(log_w, dim=1) - math.log(chains)
-    diagnostics = {
-        "beta": betas.cpu(),
-        "acceptance_rate": torch.stack(accept_trace).cpu(),
-        "step_size": torch.stack(step_trace).cpu(),
-        "ess": torch.stack(ess_trace).cpu(),
-        "divergences": int(divergent),
-        "steps": steps,
-        "snapshots": kept,
-    }
+    empty = torch.zeros(0)
+    info = AISInfo(
+        beta=betas.cpu(),
+        acceptance_rate=torch.stack(accept_trace).cpu() if accept_trace else empty,
+        step_size=torch.stack(step_trace).cpu() if step_trace else empty,
+        ess=torch.stack(ess_trace).cpu() if ess_trace else empty,
+        divergences=int(divergent),
+        steps=done,
+        snapshots=kept,
+    )
+    cancelled = done < steps
+    if cancelled:  # an unfinished annealing run estimates the evidence of a tempered target only
+        log_evidence = torch.full_like(log_evidence, torch.nan)
     return SamplerOutput(
         latents=state.position,
-        samples=state.evaluation.sample,
+        samples=state.aux.sample,
         log_weights=log_w,
         log_evidence=log_evidence,
-        grad_evals=1 + steps * cost,
-        diagnostics=diagnostics,
+        grad_evals=1 + done * cost,
+        info=info,
+        cancelled=cancelled,
     )

@@ -9,18 +9,31 @@ prior. Each chain keeps the best point it has visited.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+import math
+from typing import NamedTuple
 
 import torch
 from torch import Tensor
 
-from cogenerate.anneal.output import SamplerOutput
-from cogenerate.mcmc.hmc import sanitize
 from cogenerate.posterior import Posterior
+from cogenerate.proposals import Proposal, draw_initial
+from cogenerate.result import Callback, SamplerOutput, Step, notify
 
-__all__ = ["gradient_descent", "best_of_prior"]
+__all__ = ["gradient_descent", "best_of_prior", "DescentInfo", "INITS"]
 
-Progress = Callable[[float], None] | None
+INITS = ("prior", "best-of")
+
+
+class DescentInfo(NamedTuple):
+    """What gradient descent did."""
+
+    objective: Tensor  # (steps,) mean over chains of the best objective so far
+    final_objective: Tensor  # (B, C)
+    forward_evals: int  # prior draws scored by forward passes (best-of)
+    steps: int
+
+    def diagnostics(self) -> dict:
+        return self._asdict()
 
 
 def best_of_prior(
@@ -33,9 +46,8 @@ def best_of_prior(
     """
     if candidates < keep:
         raise ValueError(f"candidates ({candidates}) must be at least the number of chains ({keep})")
-    observed = posterior.observed
     b, d = posterior.batch, posterior.latent_dim
-    z = torch.randn((b, candidates, d), generator=rng, device=observed.device, dtype=observed.dtype)
+    z = posterior.sample_prior(rng, (b, candidates))
     top = posterior.score(z, chunk=chunk).topk(keep, dim=1).indices
     return torch.gather(z, 1, top.unsqueeze(-1).expand(-1, -1, d))
 
@@ -47,12 +59,12 @@ def gradient_descent(
     rng: torch.Generator,
     steps: int = 1000,
     lr: float = 0.01,
-    init: str | Tensor = "prior",
+    init: str | Tensor | Proposal = "prior",
     candidates: int = 5000,
     prior_weight: float = 0.0,
     likelihood_weight: float | Tensor = 1.0,
     max_grad_evals: int | None = None,
-    progress: Progress = None,
+    callback: Callback | None = None,
 ) -> SamplerOutput:
     """Adam on z minimising ``−w · log L(z) − prior_weight · log p(z)`` for every chain.
 
@@ -60,18 +72,20 @@ def gradient_descent(
         steps: descent iterations (one gradient evaluation each).
         lr: Adam learning rate.
         init: "prior" (one random draw per chain: ``gd``), "best-of" (the C best of
-            ``candidates`` prior draws: ``gd-best``), or starting latents ``(B, C, D)``.
+            ``candidates`` prior draws: ``gd-best``), a proposal (:mod:`cogenerate.proposals`),
+            or starting latents ``(B, C, D)``.
         prior_weight: 0 for the paper's Eq. (1); 1 for MAP.
         likelihood_weight: w, a number or one per observation ``(B,)``: the tempered
             posterior's β (an empirical-Bayes noise scale, :func:`~cogenerate.anneal.smc.smc`).
         max_grad_evals: cap on gradient evaluations per chain.
+        callback: called after every iteration; returning False stops early.
 
     Returns:
-        a :class:`SamplerOutput` with each chain's best visited point, uniform log-weights
-        and ``log_evidence = nan``; ``diagnostics["forward_evals"]`` counts prior draws scored.
+        a :class:`SamplerOutput` with each chain's best visited point, uniform log-weights,
+        ``log_evidence = nan`` and a :class:`DescentInfo`.
     """
-    if not isinstance(init, Tensor) and init not in ("prior", "best-of"):
-        raise ValueError(f"unknown initialisation {init!r}; use 'prior', 'best-of' or a tensor of latents")
+    if isinstance(init, str) and init not in INITS:
+        raise ValueError(f"unknown initialisation {init!r}; use 'prior', 'best-of', a proposal or a tensor of latents")
     if max_grad_evals is not None:
         if max_grad_evals < 1:
             raise ValueError(f"max_grad_evals must be at least 1, got {max_grad_evals}")
@@ -83,7 +97,7 @@ def gradient_descent(
     elif init == "best-of":
         z0 = best_of_prior(posterior, keep=chains, candidates=candidates, rng=rng)
     else:
-        z0 = torch.randn((b, chains, d), generator=rng, device=observed.device, dtype=observed.dtype)
+        z0, _ = draw_initial(posterior, init, chains, rng=rng)
     weight = torch.as_tensor(likelihood_weight, device=observed.device, dtype=observed.dtype)
     weight = weight.reshape(-1, 1) if weight.dim() else weight
     z = z0.clone().requires_grad_(True)
@@ -91,8 +105,9 @@ def gradient_descent(
     best_objective = torch.full((b, chains), torch.inf, device=observed.device, dtype=observed.dtype)
     best_z, best_x = z0.clone(), None
     trace = []
+    done = 0
     for i in range(steps):
-        evaluation = sanitize(posterior.evaluate(z.detach()))
+        evaluation = posterior.evaluate(z.detach()).sanitized()
         objective = -(weight * evaluation.log_likelihood + prior_weight * evaluation.log_prior)
         better = objective < best_objective
         best_objective = torch.where(better, objective, best_objective)
@@ -104,21 +119,26 @@ def gradient_descent(
         z.grad = -(weight.unsqueeze(-1) * evaluation.grad_log_likelihood + prior_weight * evaluation.grad_log_prior)
         optimizer.step()
         trace.append(best_objective.mean())
-        if progress is not None:
-            progress((i + 1) / steps)
+        done = i + 1
+        log_weights = torch.zeros((b, chains), device=observed.device, dtype=observed.dtype)
+        if notify(callback, lambda: Step((i + 1) / steps, best_z, best_x, log_weights - math.log(chains), None,
+                                         {"objective": trace[-1]})):
+            break
     if best_x is None:  # steps == 0
         raise ValueError("gradient descent needs at least one step")
     log_weights = torch.zeros((b, chains), device=observed.device, dtype=observed.dtype)
+    info = DescentInfo(
+        objective=torch.stack(trace).cpu(),
+        final_objective=best_objective.cpu(),
+        forward_evals=candidates if isinstance(init, str) and init == "best-of" else 0,
+        steps=done,
+    )
     return SamplerOutput(
         latents=best_z,
         samples=best_x,
         log_weights=log_weights,
         log_evidence=torch.full((b,), torch.nan, device=observed.device, dtype=observed.dtype),
-        grad_evals=steps,
-        diagnostics={
-            "objective": torch.stack(trace).cpu(),
-            "final_objective": best_objective.cpu(),
-            "forward_evals": candidates if isinstance(init, str) and init == "best-of" else 0,
-            "steps": steps,
-        },
+        grad_evals=done,
+        info=info,
+        cancelled=done < steps,
     )

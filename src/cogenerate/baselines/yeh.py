@@ -13,16 +13,19 @@ log-density this is Laplace noise of scale 1 on the observed pixels plus
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Callable
 
 import torch
 import torch.nn.functional as F
 from torch import Tensor
 
-from cogenerate.anneal.output import SamplerOutput
 from cogenerate.baselines.gradient import gradient_descent
 from cogenerate.operators import Laplace
 from cogenerate.posterior import Posterior
+from cogenerate.proposals import Proposal
+from cogenerate.result import Callback, SamplerOutput
+
+# The contextual loss is an L1 norm: Laplace noise of scale 1 (Yeh et al. 2017, eq. 5).
+YEH_NOISE = Laplace(1.0)
 
 __all__ = ["yeh"]
 
@@ -35,16 +38,17 @@ def yeh(
     perceptual_weight: float = 0.1,
     steps: int = 1000,
     lr: float = 0.01,
-    init: str = "prior",
+    init: str | Proposal = "prior",
     candidates: int = 5000,
     max_grad_evals: int | None = None,
-    progress: Callable[[float], None] | None = None,
+    callback: Callback | None = None,
 ) -> SamplerOutput:
     """Minimise Yeh et al.'s loss from ``chains`` starts per observation.
 
     ``posterior.discriminator`` must be the discriminator's logit ``d`` (pass
-    ``discriminator=`` to :func:`cogenerate.complete`); the posterior's own noise model and
-    discriminator weight are replaced by the loss above. Other arguments as in
+    ``discriminator=`` to :func:`cogenerate.complete`, or a model with a critic); the
+    posterior's own noise model and discriminator weight are replaced by the loss above, and
+    the output reports the noise model it used (Laplace of scale 1). Other arguments as in
     :func:`~cogenerate.baselines.gradient.gradient_descent`.
     """
     discriminator = posterior.discriminator
@@ -55,9 +59,10 @@ def yeh(
         return F.softplus(discriminator(x))  # −log(1 − σ(d))
 
     loss_posterior = dataclasses.replace(
-        posterior, noise=Laplace(1.0), discriminator=perceptual, discriminator_weight=perceptual_weight
+        posterior, noise=YEH_NOISE, discriminator=perceptual, discriminator_weight=perceptual_weight
     )
-    return gradient_descent(
+    output = gradient_descent(
         loss_posterior, chains=chains, rng=rng, steps=steps, lr=lr, init=init, candidates=candidates,
-        max_grad_evals=max_grad_evals, progress=progress,
+        max_grad_evals=max_grad_evals, callback=callback,
     )
+    return output._replace(noise=YEH_NOISE)

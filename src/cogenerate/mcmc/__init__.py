@@ -1,14 +1,19 @@
-"""Markov kernels: HMC with per-chain Metropolis–Hastings, and step-size adaptation."""
+"""Markov kernels: HMC with per-chain Metropolis–Hastings on a log-density function, and adaptation."""
 
-from cogenerate.mcmc.hmc import HMCInfo, HMCState, hmc_init, hmc_step, leapfrog
-from cogenerate.mcmc.step_size import (
+from cogenerate.mcmc.adapt import (
     DualAveragingState,
+    ParticleTuning,
+    adapt_mass,
+    adapt_step_size,
     dual_averaging_init,
     dual_averaging_update,
     paper_rule,
+    particle_tuning_init,
 )
+from cogenerate.mcmc.hmc import DensityFn, HMCInfo, HMCState, hmc_init, hmc_step, leapfrog
 
 __all__ = [
+    "DensityFn",
     "HMCInfo",
     "HMCState",
     "hmc_init",
@@ -18,4 +23,8 @@ __all__ = [
     "dual_averaging_init",
     "dual_averaging_update",
     "paper_rule",
+    "ParticleTuning",
+    "particle_tuning_init",
+    "adapt_step_size",
+    "adapt_mass",
 ]

@@ -1,35 +1,41 @@
 """Hamiltonian Monte Carlo with a step size per chain (Duane et al. 1987; Neal 2011).
 
-Layout follows BlackJAX's ``mcmc/hmc.py``: ``hmc_init(position, ...) -> HMCState`` and a
-kernel ``hmc_step(rng, state, ...) -> (HMCState, HMCInfo)`` whose tuning values are plain
-arguments. Chains are the leading dimensions ``(B, C)``; the accept/reject is a
-``torch.where`` per chain. A proposal whose energy is NaN/inf, or exceeds the starting
-energy by more than ``divergence_threshold``, is rejected and reported as divergent.
+Layout follows BlackJAX's ``mcmc/hmc.py``: ``hmc_init(position, log_density_fn) -> HMCState``
+and a kernel ``hmc_step(rng, state, log_density_fn, ...) -> (HMCState, HMCInfo)`` whose tuning
+values are plain arguments. The kernel knows nothing of generators or posteriors: it moves
+positions under a log-density function ``z -> (log_density, grad, aux)``, where ``aux`` is
+anything the function wants to keep per chain (a tuple of ``(B, C, ...)`` tensors, e.g. the
+generator's sample), carried in the state so that callers need not recompute it. Chains are
+the leading dimensions ``(B, C)``; the accept/reject is a ``torch.where`` per chain. A proposal
+whose energy is NaN/inf, or exceeds the starting energy by more than ``divergence_threshold``,
+is rejected and reported as divergent.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import NamedTuple
+from typing import Any, NamedTuple
 
 import torch
 from torch import Tensor
 
-from cogenerate.posterior import Evaluation, Posterior
-
-__all__ = ["HMCState", "HMCInfo", "hmc_init", "hmc_step", "leapfrog", "select"]
+__all__ = ["HMCState", "HMCInfo", "DensityFn", "hmc_init", "hmc_step", "leapfrog", "select", "select_state"]
 
 # BlackJAX's default (blackjax/mcmc/hmc.py, ``divergence_threshold=1000``).
 DIVERGENCE_THRESHOLD = 1000.0
 
-DensityFn = Callable[[Tensor], tuple[Tensor, Tensor, object]]
+DensityFn = Callable[[Tensor], tuple[Tensor, Tensor, Any]]
+"""``z (B, C, D) -> (log_density (B, C), grad (B, C, D), aux)``."""
 
 
 class HMCState(NamedTuple):
-    """Chains at rest: positions ``(B, C, D)`` and the target's cached pieces there."""
+    """Chains at rest: positions ``(B, C, D)``, the log density ``(B, C)`` and its gradient
+    ``(B, C, D)`` there, and the density function's ``aux`` (a tuple of ``(B, C, ...)`` tensors)."""
 
     position: Tensor
-    evaluation: Evaluation
+    log_density: Tensor
+    grad: Tensor
+    aux: Any
 
 
 class HMCInfo(NamedTuple):
@@ -41,27 +47,10 @@ class HMCInfo(NamedTuple):
     energy_change: Tensor  # H(proposal) - H(start)
 
 
-def sanitize(evaluation: Evaluation) -> Evaluation:
-    """NaN log-likelihoods become -inf and non-finite gradients 0, so bad states lose weight
-    and are left by the next accepted move instead of poisoning the run."""
-    log_lik = torch.nan_to_num(evaluation.log_likelihood, nan=-torch.inf)
-    grad = evaluation.grad_log_likelihood
-    grad = torch.where(torch.isfinite(grad), grad, torch.zeros_like(grad))
-    return evaluation._replace(log_likelihood=log_lik, grad_log_likelihood=grad)
-
-
-def hmc_init(position: Tensor, posterior: Posterior) -> HMCState:
+def hmc_init(position: Tensor, log_density_fn: DensityFn) -> HMCState:
     """Evaluate the target at ``position`` ``(B, C, D)``: one gradient evaluation per chain."""
-    return HMCState(position.detach(), sanitize(posterior.evaluate(position)))
-
-
-def tempered(evaluation: Evaluation, beta: Tensor) -> tuple[Tensor, Tensor]:
-    """``log p(z) + β·log L(z)`` ``(B, C)`` and its gradient ``(B, C, D)``; ``beta`` is ``(B,)``."""
-    b = beta.reshape(-1, 1)
-    log_density = evaluation.log_prior + b * evaluation.log_likelihood
-    log_density = torch.where(b == 0, evaluation.log_prior, log_density)  # 0·(-inf) is 0 here
-    grad = evaluation.grad_log_prior + b.unsqueeze(-1) * evaluation.grad_log_likelihood
-    return log_density, grad
+    log_density, grad, aux = log_density_fn(position.detach())
+    return HMCState(position.detach(), log_density, grad, aux)
 
 
 def leapfrog(
@@ -73,7 +62,7 @@ def leapfrog(
     step_size: Tensor,
     num_steps: int,
     inverse_mass: Tensor | float = 1.0,
-) -> tuple[Tensor, Tensor, Tensor, Tensor, object]:
+) -> tuple[Tensor, Tensor, Tensor, Tensor, Any]:
     """Velocity-Verlet integration of ``num_steps`` steps (Neal 2011, eq. 5.18–5.20).
 
     Args:
@@ -109,28 +98,54 @@ def select(keep_new: Tensor, new: Tensor, old: Tensor) -> Tensor:
     return torch.where(mask, new, old)
 
 
+def _map_aux(fn: Callable[..., Tensor], *auxes: Any) -> Any:
+    """Apply ``fn`` field by field to ``aux`` values (a tensor, a (named) tuple of tensors, or None)."""
+    first = auxes[0]
+    if first is None:
+        return None
+    if isinstance(first, Tensor):
+        return fn(*auxes)
+    fields = [fn(*parts) for parts in zip(*auxes, strict=True)]
+    return type(first)(*fields) if hasattr(first, "_fields") else type(first)(fields)
+
+
 def select_state(keep_new: Tensor, new: HMCState, old: HMCState) -> HMCState:
-    evaluation = Evaluation(*(select(keep_new, n, o) for n, o in zip(new.evaluation, old.evaluation, strict=True)))
-    return HMCState(select(keep_new, new.position, old.position), evaluation)
+    """Per chain, the ``new`` state where ``keep_new`` ``(B, C)``, else the ``old`` one."""
+    return HMCState(
+        select(keep_new, new.position, old.position),
+        select(keep_new, new.log_density, old.log_density),
+        select(keep_new, new.grad, old.grad),
+        _map_aux(lambda n, o: select(keep_new, n, o), new.aux, old.aux),
+    )
+
+
+def gather_state(state: HMCState, index: Tensor) -> HMCState:
+    """``state`` with chain ``c`` of observation ``b`` replaced by chain ``index[b, c]`` (resampling)."""
+
+    def gather(tensor: Tensor) -> Tensor:
+        idx = index.reshape(*index.shape, *([1] * (tensor.dim() - 2))).expand(-1, -1, *tensor.shape[2:])
+        return torch.gather(tensor, 1, idx)
+
+    return HMCState(gather(state.position), gather(state.log_density), gather(state.grad), _map_aux(gather, state.aux))
 
 
 def hmc_step(
     rng: torch.Generator,
     state: HMCState,
-    posterior: Posterior,
+    log_density_fn: DensityFn,
     *,
-    beta: Tensor,
     step_size: Tensor,
     num_leapfrog: int,
     inverse_mass: Tensor | float = 1.0,
     divergence_threshold: float = DIVERGENCE_THRESHOLD,
 ) -> tuple[HMCState, HMCInfo]:
-    """One HMC move of every chain targeting ``p(z) · L(z)^β``.
+    """One HMC move of every chain under ``log_density_fn``.
 
     Args:
         rng: source of the momenta and the accept draws.
-        state: current chains, positions ``(B, C, D)``.
-        beta: ``(B,)`` inverse temperature per observation.
+        state: current chains, positions ``(B, C, D)``, with ``log_density`` and ``grad``
+            computed by the same ``log_density_fn``.
+        log_density_fn: the target, ``z -> (log_density, grad, aux)``.
         step_size: ``(B, C)``.
         num_leapfrog: leapfrog steps L; the move costs L gradient evaluations per chain.
         inverse_mass: diagonal of M⁻¹ broadcastable to ``(B, C, D)`` (e.g. ``(B, 1, D)``).
@@ -139,18 +154,11 @@ def hmc_step(
     inv_mass = torch.as_tensor(inverse_mass, dtype=position.dtype, device=position.device)
     noise = torch.randn(position.shape, generator=rng, device=position.device, dtype=position.dtype)
     momentum = noise / inv_mass.sqrt()
-    log_density0, grad0 = tempered(state.evaluation, beta)
-
-    def log_density_fn(z: Tensor) -> tuple[Tensor, Tensor, Evaluation]:
-        evaluation = sanitize(posterior.evaluate(z))
-        log_density, grad = tempered(evaluation, beta)
-        return log_density, grad, evaluation
-
-    new_position, new_momentum, log_density1, _, evaluation = leapfrog(
-        position, momentum, log_density_fn, grad0,
+    new_position, new_momentum, log_density1, grad1, aux = leapfrog(
+        position, momentum, log_density_fn, state.grad,
         step_size=step_size, num_steps=num_leapfrog, inverse_mass=inv_mass,
     )
-    energy0 = -log_density0 + kinetic_energy(momentum, inv_mass)
+    energy0 = -state.log_density + kinetic_energy(momentum, inv_mass)
     energy1 = -log_density1 + kinetic_energy(new_momentum, inv_mass)
     delta = energy1 - energy0
     finite1 = torch.isfinite(energy1)
@@ -161,7 +169,7 @@ def hmc_step(
     log_accept = torch.nan_to_num(log_accept, nan=-torch.inf).clamp(max=0.0)
     uniform = torch.rand(log_accept.shape, generator=rng, device=position.device, dtype=position.dtype)
     accepted = torch.log(uniform) < log_accept
-    proposal = HMCState(new_position, evaluation)
+    proposal = HMCState(new_position, log_density1, grad1, aux)
     new_state = select_state(accepted, proposal, state)
     info = HMCInfo(log_accept.exp(), accepted, divergent, delta)
     return new_state, info

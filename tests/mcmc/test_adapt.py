@@ -2,7 +2,7 @@ import math
 
 import torch
 
-from cogenerate.mcmc.step_size import dual_averaging_init, dual_averaging_update, paper_rule
+from cogenerate.mcmc.adapt import dual_averaging_init, dual_averaging_update, paper_rule
 
 
 def test_paper_rule_moves_toward_target_and_clips():

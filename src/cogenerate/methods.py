@@ -1,0 +1,361 @@
+"""Every co-generation method as a frozen settings class, and the registry of their names.
+
+``complete(..., method=cg.SMC(leapfrog=5, target_ess=0.5))`` runs SMC with those settings;
+the names ("smc", "gd-best", …) are shorthands for each class's defaults. Settings are
+validated when constructed, so a bad one fails before any generator call. A settings object
+runs its algorithm with :meth:`MethodSettings.run` on a :class:`~cogenerate.posterior.Posterior`.
+
+Every method has an ``init`` setting: where its chains start (``"prior"``, for the descent
+methods also ``"best-of"``, or a proposal callable, :mod:`cogenerate.proposals`).
+
+Add a method by subclassing :class:`MethodSettings` and calling :func:`register_method`.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any, ClassVar, NamedTuple
+
+import torch
+
+from cogenerate.anneal.ais import ADAPT_RULES, ais
+from cogenerate.anneal.schedules import SCHEDULES
+from cogenerate.anneal.smc import SMCInfo, smc
+from cogenerate.baselines.gradient import INITS, DescentInfo, gradient_descent
+from cogenerate.baselines.yeh import yeh
+from cogenerate.posterior import Posterior
+from cogenerate.proposals import Proposal, check_init
+from cogenerate.result import Callback, SamplerOutput
+
+__all__ = [
+    "MethodSettings", "AIS", "SMC", "GD", "GDBest", "Yeh", "SMCPolish", "PolishInfo",
+    "METHODS", "DEFAULT_METHOD", "register_method", "resolve_method", "method_from_options",
+]
+
+
+def _positive(name: str, value: float, *, integer: bool = False, zero: bool = False) -> None:
+    ok = value >= 0 if zero else value > 0
+    if integer and (isinstance(value, bool) or int(value) != value):
+        ok = False
+    if not ok:
+        kind = "integer" if integer else "number"
+        raise ValueError(f"{name} must be a {'non-negative' if zero else 'positive'} {kind}, got {value!r}")
+
+
+def _fraction(name: str, value: float, *, closed_low: bool = False) -> None:
+    if not ((0 <= value < 1) if closed_low else (0 < value < 1)):
+        raise ValueError(f"{name} must lie in {'[0, 1)' if closed_low else '(0, 1)'}, got {value!r}")
+
+
+@dataclass(frozen=True)
+class MethodSettings:
+    """Base of every method's settings. Class attributes describe the method to ``complete()``."""
+
+    name: ClassVar[str]
+    point_estimate: ClassVar[str] = "mean"  # "mean" (weighted posterior mean) or "best" (best fit)
+    fits_noise: ClassVar[bool] = False  # can fit the noise std (noise_std="auto")
+    steps_field: ClassVar[str | None] = None  # the setting complete(steps=) sets
+    leapfrog_field: ClassVar[str | None] = None  # the setting complete(leapfrog=) sets
+
+    def with_overrides(self, *, steps: int | None = None, leapfrog: int | None = None) -> MethodSettings:
+        """These settings with ``complete()``'s ``steps=`` / ``leapfrog=`` applied (validated)."""
+        changes: dict[str, Any] = {}
+        if steps is not None:
+            _positive("steps", steps, integer=True)
+            if self.steps_field is not None:
+                changes[self.steps_field] = int(steps)
+        if leapfrog is not None:
+            _positive("leapfrog", leapfrog, integer=True)
+            if self.leapfrog_field is not None:
+                changes[self.leapfrog_field] = int(leapfrog)
+        return dataclasses.replace(self, **changes) if changes else self
+
+    def run(self, posterior: Posterior, *, chains: int, rng: torch.Generator, max_grad_evals: int | None,
+            empirical_bayes: bool = False, callback: Callback | None = None) -> SamplerOutput:
+        raise NotImplementedError
+
+
+@dataclass(frozen=True)
+class AIS(MethodSettings):
+    """Annealed importance sampling with HMC moves: the paper's Algorithm 1 (:func:`~cogenerate.anneal.ais.ais`)."""
+
+    name: ClassVar[str] = "ais"
+    steps_field: ClassVar[str] = "steps"
+    leapfrog_field: ClassVar[str] = "leapfrog"
+
+    steps: int = 200
+    leapfrog: int = 10
+    hmc_per_temperature: int = 1
+    schedule: str = "sigmoid"
+    step_size: float = 0.01
+    adapt: str | None = "paper"
+    target_acceptance: float = 0.65
+    init: str | Proposal = "prior"
+    snapshots: tuple[int, ...] = ()
+
+    def __post_init__(self) -> None:
+        for name in ("steps", "leapfrog", "hmc_per_temperature"):
+            _positive(name, getattr(self, name), integer=True)
+        _positive("step_size", self.step_size)
+        _fraction("target_acceptance", self.target_acceptance)
+        if self.schedule not in SCHEDULES:
+            raise ValueError(f"unknown schedule {self.schedule!r}; choose one of {sorted(SCHEDULES)}")
+        if self.adapt not in ADAPT_RULES:
+            raise ValueError(f"unknown step-size adaptation {self.adapt!r}; use 'paper', 'dual-averaging' or None")
+        check_init(self.init)
+        object.__setattr__(self, "snapshots", tuple(int(t) for t in self.snapshots))
+
+    def run(self, posterior, *, chains, rng, max_grad_evals, empirical_bayes=False, callback=None):
+        settings = {f.name: getattr(self, f.name) for f in dataclasses.fields(self)}
+        return ais(posterior, chains=chains, rng=rng, max_grad_evals=max_grad_evals, callback=callback, **settings)
+
+
+@dataclass(frozen=True)
+class SMC(MethodSettings):
+    """Adaptive tempered SMC with HMC moves, resampling and particle-tuned kernels
+    (:func:`~cogenerate.anneal.smc.smc`); fits the noise std by maximum evidence by default."""
+
+    name: ClassVar[str] = "smc"
+    fits_noise: ClassVar[bool] = True
+    steps_field: ClassVar[str] = "max_steps"
+    leapfrog_field: ClassVar[str] = "leapfrog"
+
+    leapfrog: int = 10
+    hmc_per_temperature: int = 1
+    step_size: float | None = None
+    target_ess: float = 0.5
+    resample_threshold: float = 0.5
+    target_acceptance: float = 0.65
+    adapt_mass: bool = True
+    max_steps: int = 1000
+    final_moves: int = 0
+    candidates: int = 0
+    init: str | Proposal = "prior"
+
+    def __post_init__(self) -> None:
+        for name in ("leapfrog", "hmc_per_temperature", "max_steps"):
+            _positive(name, getattr(self, name), integer=True)
+        for name in ("final_moves", "candidates"):
+            _positive(name, getattr(self, name), integer=True, zero=True)
+        if self.step_size is not None:
+            _positive("step_size", self.step_size)
+        for name in ("target_ess", "target_acceptance"):
+            _fraction(name, getattr(self, name))
+        if not 0 <= self.resample_threshold <= 1:
+            raise ValueError(f"resample_threshold must lie in [0, 1], got {self.resample_threshold!r}")
+        check_init(self.init)
+
+    def run(self, posterior, *, chains, rng, max_grad_evals, empirical_bayes=False, callback=None):
+        settings = {f.name: getattr(self, f.name) for f in dataclasses.fields(self)}
+        return smc(posterior, chains=chains, rng=rng, max_grad_evals=max_grad_evals, empirical_bayes=empirical_bayes,
+                   callback=callback, **settings)
+
+
+@dataclass(frozen=True)
+class GD(MethodSettings):
+    """Adam on z from one random prior draw per chain: the paper's first baseline
+    (:func:`~cogenerate.baselines.gradient.gradient_descent`)."""
+
+    name: ClassVar[str] = "gd"
+    point_estimate: ClassVar[str] = "best"
+    steps_field: ClassVar[str] = "steps"
+
+    steps: int = 1000
+    lr: float = 0.01
+    prior_weight: float = 0.0
+    candidates: int = 5000
+    init: str | Proposal = "prior"
+
+    def __post_init__(self) -> None:
+        _positive("steps", self.steps, integer=True)
+        _positive("candidates", self.candidates, integer=True)
+        _positive("lr", self.lr)
+        _positive("prior_weight", self.prior_weight, zero=True)
+        check_init(self.init, allowed=INITS)
+
+    def run(self, posterior, *, chains, rng, max_grad_evals, empirical_bayes=False, callback=None):
+        settings = {f.name: getattr(self, f.name) for f in dataclasses.fields(self)}
+        return gradient_descent(posterior, chains=chains, rng=rng, max_grad_evals=max_grad_evals, callback=callback,
+                                **settings)
+
+
+@dataclass(frozen=True)
+class GDBest(GD):
+    """The best ``chains`` of ``candidates`` prior draws (forward passes only), then Adam:
+    the paper's second baseline (N = 5000 there)."""
+
+    name: ClassVar[str] = "gd-best"
+    init: str | Proposal = "best-of"
+
+
+@dataclass(frozen=True)
+class Yeh(MethodSettings):
+    """Yeh et al. (2017): contextual L1 + λ·log(1 − D(G(z))) by Adam
+    (:func:`~cogenerate.baselines.yeh.yeh`); needs a discriminator."""
+
+    name: ClassVar[str] = "yeh"
+    point_estimate: ClassVar[str] = "best"
+    steps_field: ClassVar[str] = "steps"
+
+    perceptual_weight: float = 0.1
+    steps: int = 1000
+    lr: float = 0.01
+    candidates: int = 5000
+    init: str | Proposal = "prior"
+
+    def __post_init__(self) -> None:
+        _positive("steps", self.steps, integer=True)
+        _positive("candidates", self.candidates, integer=True)
+        _positive("lr", self.lr)
+        _positive("perceptual_weight", self.perceptual_weight, zero=True)
+        check_init(self.init, allowed=INITS)
+
+    def run(self, posterior, *, chains, rng, max_grad_evals, empirical_bayes=False, callback=None):
+        settings = {f.name: getattr(self, f.name) for f in dataclasses.fields(self)}
+        return yeh(posterior, chains=chains, rng=rng, max_grad_evals=max_grad_evals, callback=callback, **settings)
+
+
+class PolishInfo(NamedTuple):
+    """What smc-polish did: SMC's info, the polish's, and the polished latents."""
+
+    smc: SMCInfo
+    polish: DescentInfo | None
+    polished_latents: torch.Tensor | None  # (B, C, D)
+    forward_evals: int
+
+    def diagnostics(self) -> dict:
+        extra = {} if self.polish is None else {"polish": self.polish.diagnostics(),
+                                                "polished_latents": self.polished_latents,
+                                                "forward_evals": self.forward_evals}
+        return {**self.smc.diagnostics(), **extra}
+
+
+def _scaled(callback: Callback | None, low: float, high: float) -> Callback | None:
+    """``callback`` with the fraction of a part of the work mapped onto ``[low, high]``."""
+    if callback is None:
+        return None
+    return lambda step: callback(step._replace(fraction=low + (high - low) * step.fraction))
+
+
+@dataclass(frozen=True)
+class SMCPolish(MethodSettings):
+    """SMC to find the right basins, then a short Adam polish of every particle (the default).
+
+    On a benign landscape a careful gradient descent is hard to beat on the point estimate,
+    while on a ragged one it starts in the wrong basin. This spends ``1 − polish_fraction`` of
+    the budget on SMC (:attr:`smc`), whose particles spread over the posterior's basins in
+    proportion to their mass, and the rest on Adam from each particle. The SMC particles stay
+    the result's samples (with their weights, evidence and uncertainty map); the polished
+    copies only provide the point estimate, the best fit among them.
+
+    Attributes:
+        smc: the SMC part's settings. Five leapfrog steps per move (rather than SMC's 10) let
+            the tempering reach β = 1 within half of a few-hundred-gradient budget on 28×28
+            images; 1,000 forward-only prior draws start it (docs/benchmarks.md).
+        polish_fraction: share of ``max_grad_evals`` kept for the polish; what SMC leaves
+            unspent (it stops early at a fitted noise scale) goes to the polish too.
+        polish_steps: polish iterations when no budget is given.
+        lr: Adam learning rate of the polish.
+        prior_weight: 1 polishes toward the posterior mode, 0 toward the best fit of Eq. (1).
+        polish_from: "tempered" (the particles from before a budget-forced jump to β = 1,
+            which still cover the basins) or "final" (SMC's final, resampled particles).
+    """
+
+    name: ClassVar[str] = "smc-polish"
+    point_estimate: ClassVar[str] = "best"
+    fits_noise: ClassVar[bool] = True
+    steps_field: ClassVar[str] = "polish_steps"
+
+    smc: SMC = field(default_factory=lambda: SMC(leapfrog=5, candidates=1000))
+    polish_fraction: float = 0.5
+    polish_steps: int = 200
+    lr: float = 0.01
+    prior_weight: float = 1.0
+    polish_from: str = "tempered"
+
+    def __post_init__(self) -> None:
+        if not isinstance(self.smc, SMC):
+            raise ValueError(f"smc must be SMC settings (cg.SMC(...)), got {type(self.smc).__name__}")
+        _fraction("polish_fraction", self.polish_fraction, closed_low=True)
+        _positive("polish_steps", self.polish_steps, integer=True)
+        _positive("lr", self.lr)
+        _positive("prior_weight", self.prior_weight, zero=True)
+        if self.polish_from not in ("tempered", "final"):
+            raise ValueError(f"polish_from must be 'tempered' or 'final', got {self.polish_from!r}")
+
+    @property
+    def init(self) -> str | Proposal:
+        return self.smc.init
+
+    def with_overrides(self, *, steps: int | None = None, leapfrog: int | None = None) -> SMCPolish:
+        settings = super().with_overrides(steps=steps)
+        if leapfrog is None:
+            return settings  # type: ignore[return-value]
+        return dataclasses.replace(settings, smc=self.smc.with_overrides(leapfrog=leapfrog))
+
+    def run(self, posterior, *, chains, rng, max_grad_evals, empirical_bayes=False, callback=None):
+        smc_budget = None if max_grad_evals is None else max(1, round((1 - self.polish_fraction) * max_grad_evals))
+        share = 1 - self.polish_fraction  # of the progress
+        sampled = self.smc.run(posterior, chains=chains, rng=rng, max_grad_evals=smc_budget,
+                               empirical_bayes=empirical_bayes, callback=_scaled(callback, 0.0, share))
+        info = PolishInfo(sampled.info, None, None, self.smc.candidates)
+        steps = self.polish_steps if max_grad_evals is None else max_grad_evals - sampled.grad_evals
+        if steps < 1 or sampled.cancelled:
+            return sampled._replace(info=info)
+        start = sampled.info.tempered_latents if self.polish_from == "tempered" else sampled.latents
+        polished = gradient_descent(
+            posterior, chains=chains, rng=rng, steps=steps, lr=self.lr, init=start,
+            prior_weight=self.prior_weight, likelihood_weight=sampled.info.likelihood_weight,
+            callback=_scaled(callback, share, 1.0),
+        )
+        return sampled._replace(
+            grad_evals=sampled.grad_evals + polished.grad_evals,
+            point_samples=polished.samples,
+            info=info._replace(polish=polished.info, polished_latents=polished.latents),
+            cancelled=polished.cancelled,
+        )
+
+
+METHODS: dict[str, type[MethodSettings]] = {}
+"""Name -> settings class of every registered method."""
+DEFAULT_METHOD = "smc-polish"
+
+
+def register_method(settings_class: type[MethodSettings]) -> type[MethodSettings]:
+    """Make ``settings_class`` available as ``complete(..., method=settings_class.name)``."""
+    METHODS[settings_class.name] = settings_class
+    return settings_class
+
+
+for _settings_class in (AIS, SMC, GD, GDBest, Yeh, SMCPolish):
+    register_method(_settings_class)
+
+
+def resolve_method(method: str | MethodSettings) -> MethodSettings:
+    """The settings object a name stands for (its defaults), or ``method`` itself."""
+    if isinstance(method, MethodSettings):
+        return method
+    if isinstance(method, str) and method in METHODS:
+        return METHODS[method]()
+    raise ValueError(f"unknown method {method!r}; choose one of {sorted(METHODS)} or pass settings such as cg.SMC(...)")
+
+
+def method_from_options(name: str, options: Mapping[str, Any] | None = None) -> MethodSettings:
+    """Settings from a name and a plain mapping (a JSON config): ``("smc", {"target_ess": 0.7})``.
+    For smc-polish, keys that are SMC settings go to its ``smc`` part."""
+    settings_class = type(resolve_method(name))
+    options = dict(options or {})
+    if settings_class is SMCPolish:
+        smc_keys = {f.name for f in dataclasses.fields(SMC)} - {f.name for f in dataclasses.fields(SMCPolish)}
+        smc_options = {key: options.pop(key) for key in list(options) if key in smc_keys}
+        if smc_options:
+            options["smc"] = dataclasses.replace(SMCPolish().smc, **smc_options)
+    known = {f.name for f in dataclasses.fields(settings_class)}
+    unknown = sorted(set(options) - known)
+    if unknown:
+        raise ValueError(f"method {name!r} has no setting(s) {unknown}; its settings are {sorted(known)}")
+    return settings_class(**options)
+
+
