@@ -110,3 +110,61 @@ def test_rank_correlation_matches_scipy_on_images() -> None:
     assert torch.allclose(ours, expected.float(), atol=1e-6)
     # batch-size independence
     assert torch.allclose(ours, torch.cat([rank_correlation(a[:1], b[:1]), rank_correlation(a[1:], b[1:])]))
+
+
+def _two_chain_completion(truth: torch.Tensor, mask: torch.Tensor, hidden_values: tuple[float, float],
+                          noise_std: float):
+    """A hand-built Completion of one image: chain c paints every hidden pixel hidden_values[c]."""
+    from cogenerate.result import Completion
+
+    chains = torch.stack([torch.where(mask > 0, truth, torch.full_like(truth, v)) for v in hidden_values])[None]
+    log_weights = torch.full((1, 2), math.log(0.5))
+    return Completion(
+        samples=chains, completions=chains, estimate=chains.mean(1), latents=torch.zeros(1, 2, 3),
+        log_weights=log_weights, log_evidence=torch.full((1,), math.nan), grad_evals=1, method="hand",
+        noise_std=torch.tensor([noise_std]), hidden=(1 - mask).expand_as(truth)[None],
+    )
+
+
+def test_completion_metrics_known_values() -> None:
+    from cogenerate.metrics import completion_metrics
+
+    truth = torch.zeros(1, 8, 8)
+    truth[:, 6:] = 1.0  # the last two hidden rows are bright
+    mask = torch.ones(1, 8, 8)
+    mask[:, 4:] = 0  # the bottom half is hidden: 32 pixels
+    out = _two_chain_completion(truth, mask, (0.5, 0.1), noise_std=0.05)
+    scores = completion_metrics(out, truth[None], mask[None])
+    # chain 0: hidden squared errors 16·0.25 + 16·0.25 = 8; chain 1: 16·0.01 + 16·0.81 = 13.1
+    assert scores["best_sample"]["chain"].tolist() == [0]
+    assert torch.allclose(scores["best_sample"]["weight"], torch.tensor([0.5]))
+    assert torch.allclose(scores["best_sample"]["hidden_mse"], torch.tensor([0.25]))
+    # mean 0.3 on hidden pixels: errors 0.3 (rows 4-5) and 0.7 (rows 6-7); hidden MSE (0.09 + 0.49) / 2
+    assert torch.allclose(scores["posterior_mean"]["hidden_mse"], torch.tensor([0.29]))
+    assert torch.allclose(scores["posterior_mean"]["mse"], torch.tensor([0.145]))
+    assert torch.allclose(scores["estimate"]["mse"], scores["posterior_mean"]["mse"])
+    # predictive std sqrt(0.2² + 0.05²) = 0.206: rows 4-5 (error 0.3) inside 2·0.206, rows 6-7 (0.7) outside
+    assert torch.allclose(scores["truth_within_2_predictive_std"], torch.tensor([0.5]))
+    assert set(scores["estimate"]) == {"hidden_mse", "mse", "psnr", "ssim", "ms_ssim"}
+
+
+def test_completion_metrics_without_a_mask_and_batch_independence() -> None:
+    from cogenerate.metrics import completion_metrics
+    from cogenerate.result import Completion
+
+    truth, _ = _images(2, 1, 28, seed=3)
+    mask = torch.ones(2, 1, 28, 28)
+    mask[:, :, 8:20, 8:20] = 0
+    parts = [_two_chain_completion(truth[i], mask[i], (0.2 * i, -0.3), noise_std=0.1) for i in range(2)]
+    joined = Completion(**{name: torch.cat([getattr(p, name) for p in parts]) for name in
+                           ("samples", "completions", "estimate", "latents", "log_weights", "log_evidence",
+                            "noise_std", "hidden")}, grad_evals=1, method="hand")
+    whole = completion_metrics(joined, truth, mask)
+    for i, part in enumerate(parts):
+        alone = completion_metrics(part, truth[i], mask[i])
+        for key in ("posterior_mean", "estimate", "best_sample"):
+            for name, value in alone[key].items():
+                assert torch.allclose(whole[key][name][i:i + 1].to(value.dtype), value, atol=1e-6), (key, name)
+    unmasked = completion_metrics(joined, truth, None)
+    assert torch.isnan(unmasked["posterior_mean"]["hidden_mse"]).all()
+    assert torch.allclose(unmasked["posterior_mean"]["mse"], whole["posterior_mean"]["mse"])

@@ -4,6 +4,10 @@ Every metric takes batches of images in ``[-1, 1]`` of shape ``(N, C, H, W)`` an
 tensor of shape ``(N,)``, one value per image, computed from that image alone, so a batch's
 metrics equal the concatenated metrics of its pieces. Average them yourself.
 
+:func:`completion_metrics` scores a whole :class:`~cogenerate.result.Completion` against the
+truth: these metrics for its posterior mean, its point estimate and its best chain, and how
+often the truth of a hidden pixel lies within two predictive standard deviations.
+
 SSIM and MS-SSIM use ``pytorch_msssim`` on images mapped to ``[0, 1]`` (``data_range=1``),
 with its default Gaussian window (σ = 1.5) and constants ``K = (0.01, 0.03)`` (Wang et al.,
 2004). The window and the number of scales are adapted to the small images this project
@@ -13,6 +17,7 @@ uses (8–64 px); see :func:`ssim` and :func:`ms_ssim`.
 from __future__ import annotations
 
 import math
+from typing import TYPE_CHECKING
 
 import torch
 import torch.nn.functional as F
@@ -20,7 +25,12 @@ from pytorch_msssim import ssim as _pm_ssim
 from pytorch_msssim.ssim import _fspecial_gauss_1d, _ssim
 from torch import Tensor
 
+if TYPE_CHECKING:
+    from cogenerate.result import Completion
+
 __all__ = [
+    "completion_metrics",
+    "image_scores",
     "mse",
     "masked_mse",
     "psnr",
@@ -230,3 +240,66 @@ def rank_correlation(a: Tensor, b: Tensor) -> Tensor:
     rb = rb - rb.mean(1, keepdim=True)
     denom = ra.pow(2).sum(1).sqrt() * rb.pow(2).sum(1).sqrt()
     return ((ra * rb).sum(1) / denom).to(out_dtype)
+
+
+def image_scores(x: Tensor, truth: Tensor, mask: Tensor | None = None) -> dict[str, Tensor]:
+    """Every per-image metric of ``x`` against ``truth``.
+
+    Args:
+        x, truth: ``(N, C, H, W)`` in ``[-1, 1]``.
+        mask: broadcasts to ``(N, C, H, W)``; 1 = observed, 0 = hidden. ``None`` (e.g. a
+            super-resolution operator, where no pixel is observed as is) gives a NaN
+            ``hidden_mse``.
+
+    Returns:
+        ``{"hidden_mse", "mse", "psnr", "ssim", "ms_ssim"}``, each ``(N,)`` (see the functions
+        of the same names; ``hidden_mse`` is :func:`masked_mse`).
+    """
+    x, truth = x.float(), truth.float()
+    if mask is None:
+        hidden_mse = torch.full(x.shape[:1], math.nan, dtype=x.dtype, device=x.device)
+    else:
+        hidden_mse = masked_mse(x, truth, mask.to(x.device))
+    return {"hidden_mse": hidden_mse, "mse": mse(x, truth), "psnr": psnr(x, truth), "ssim": ssim(x, truth),
+            "ms_ssim": ms_ssim(x, truth)}
+
+
+def completion_metrics(completion: Completion, truth: Tensor, mask: Tensor | None = None) -> dict[str, dict | Tensor]:
+    """Score the completions of B images against their truth.
+
+    Args:
+        completion: what :func:`cogenerate.complete` returned for B images of shape
+            ``(C, H, W)`` (``completion.completions`` is ``(B, chains, C, H, W)``).
+        truth: ``(B, C, H, W)`` (or ``(C, H, W)`` for B = 1) in ``[-1, 1]``.
+        mask: the observation mask, broadcasting to ``(B, C, H, W)``; 1 = observed,
+            0 = hidden; ``None`` for operators that are not a mask (then ``hidden_mse`` is NaN
+            and the best chain is the one with the smallest MSE over the whole image).
+
+    Returns:
+        ``"posterior_mean"`` and ``"estimate"``: :func:`image_scores` of the importance-weighted
+        mean and of the method's point estimate; ``"best_sample"``: the scores of the chain
+        closest to the truth (over the hidden pixels) plus ``"chain"`` (its index) and
+        ``"weight"`` (its importance weight); ``"truth_within_2_predictive_std"``: the
+        fraction of hidden pixels whose true value lies within ``±2·predictive_std`` of the
+        posterior mean (about 0.95 for a calibrated Gaussian posterior). Every leaf is
+        ``(B,)``.
+    """
+    completions = completion.completions.float()
+    b = completions.shape[0]
+    truth = truth.to(completions).reshape(b, *completions.shape[2:])
+    hidden_mask = None if mask is None else mask.to(completions).expand_as(truth)
+    region = torch.ones_like(truth) if hidden_mask is None else 1.0 - hidden_mask
+    errors = ((completions - truth.unsqueeze(1)) ** 2 * region.unsqueeze(1)).flatten(2).sum(2)  # (B, chains)
+    best = errors.argmin(1)
+    rows = torch.arange(b, device=best.device)
+    mean = completion.mean.float()
+    hidden = completion.hidden.bool() if completion.hidden is not None else region.bool()
+    inside = ((mean - truth).abs() <= 2 * completion.predictive_std.to(mean)) & hidden
+    coverage = inside.flatten(1).sum(1) / hidden.flatten(1).sum(1).clamp_min(1)
+    return {
+        "truth_within_2_predictive_std": coverage,
+        "posterior_mean": image_scores(mean, truth, hidden_mask),
+        "estimate": image_scores(completion.estimate, truth, hidden_mask),
+        "best_sample": {"chain": best, "weight": completion.weights[rows, best],
+                        **image_scores(completions[rows, best], truth, hidden_mask)},
+    }

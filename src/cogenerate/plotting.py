@@ -22,7 +22,7 @@ from torch import Tensor
 
 from cogenerate.data.images import to_uint8
 
-__all__ = ["image_grid", "save_image_grid", "hidden_as_grey", "completion_figure"]
+__all__ = ["image_grid", "save_image_grid", "hidden_as_grey", "observed_view", "completion_figure"]
 
 HIDDEN_GREY = 0.0
 """Value in ``[-1, 1]`` used to paint hidden pixels in figures (mid grey)."""
@@ -76,6 +76,21 @@ def save_image_grid(images: Tensor, path: str | Path, *, nrow: int | None = None
 def hidden_as_grey(image: Tensor, mask: Tensor) -> Tensor:
     """``image`` with its hidden pixels (``mask == 0``) painted mid grey; shapes broadcast."""
     return torch.where(mask.to(image.device) > 0, image, torch.full_like(image, HIDDEN_GREY))
+
+
+def observed_view(image: Tensor, operator: Any) -> Tensor:
+    """What a sampler sees of ``image`` ``(C, H, W)`` through ``operator``, at full size, to show
+    as the input: hidden pixels of a :class:`~cogenerate.operators.Mask` painted grey, a
+    :class:`~cogenerate.operators.Downsample` observation upsampled by repeating pixels;
+    ``image`` itself for other operators."""
+    from cogenerate.operators import Downsample, Mask
+
+    if isinstance(operator, Mask):
+        return hidden_as_grey(image, operator.full(1, tuple(image.shape))[0])
+    if isinstance(operator, Downsample):
+        low = torch.nn.functional.avg_pool2d(image.unsqueeze(0), operator.factor)
+        return torch.nn.functional.interpolate(low, scale_factor=operator.factor, mode="nearest")[0]
+    return image
 
 
 def _show(ax: Any, image: Tensor, title: str) -> None:

@@ -7,16 +7,18 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import math
 import shlex
 import sys
 from collections.abc import Callable, Iterator, Mapping
 from typing import Any
 
 import torch
+from torch import Tensor
 
 __all__ = [
     "PROG", "PROGRESS_STEPS", "Formatter", "StageBars", "command_line", "fraction_bar", "note",
-    "positive_noise_std", "print_files", "progress_bar", "resolve_device", "seed_of", "setup",
+    "positive_noise_std", "print_files", "progress_bar", "resolve_device", "seed_of", "setup", "to_plain",
 ]
 
 PROG = "cogen"
@@ -133,3 +135,26 @@ def print_files(files: Mapping[str, Any]) -> None:
     """The files a command wrote, one ``  name: path`` line each, on stdout."""
     for name, path in files.items():
         print(f"  {name}: {path}")
+
+
+def to_plain(value: Any, *, limit: int = 100_000) -> Any:
+    """Anything a command reports, as JSON: tensors to (nested) lists (or a note of their shape
+    when they hold more than ``limit`` numbers), NaN and infinities to None, keys to strings,
+    NamedTuples to dicts, anything else unknown to its ``str``."""
+    if isinstance(value, Tensor):
+        if value.numel() > limit:
+            return {"shape": list(value.shape), "omitted": f"more than {limit} numbers"}
+        return to_plain(value.detach().cpu().tolist())
+    if isinstance(value, Mapping):
+        return {str(key): to_plain(item, limit=limit) for key, item in value.items()}
+    if isinstance(value, tuple) and hasattr(value, "_asdict"):
+        return to_plain(value._asdict(), limit=limit)
+    if isinstance(value, (list, tuple)):
+        return [to_plain(item, limit=limit) for item in value]
+    if isinstance(value, float):
+        return value if math.isfinite(value) else None
+    if isinstance(value, (bool, int, str)) or value is None:
+        return value
+    if hasattr(value, "item"):  # numpy scalars
+        return to_plain(value.item())
+    return str(value)
