@@ -7,8 +7,7 @@ from tests.conftest import assert_unbiased, make_linear_gaussian, weighted_momen
 def test_smc_from_many_candidates_recovers_the_posterior():
     p = make_linear_gaussian()
     observed = p.observed[:1].expand(10, -1)
-    out = cg.complete(p.generator, observed, p.mask, method="smc", chains=400, leapfrog=5, noise_std=p.sigma,
-                      options={"candidates": 4000, "final_moves": 2})
+    out = cg.complete(p.generator, observed, p.mask, method=cg.SMC(candidates=4000, final_moves=2), chains=400, leapfrog=5, noise_std=p.sigma)
     mean, cov = weighted_moments(out.latents, out.log_weights)
     assert_unbiased(mean, p.mean[0])
     assert_unbiased(cov.diagonal(dim1=1, dim2=2), p.cov.diagonal())
@@ -18,8 +17,8 @@ def test_smc_from_many_candidates_recovers_the_posterior():
 def test_smc_polish_ends_at_the_posterior_mode_within_budget():
     # For a linear-Gaussian model the posterior mode is the posterior mean.
     p = make_linear_gaussian()
-    out = cg.complete(p.generator, p.observed, p.mask, method="smc-polish", chains=4, noise_std=p.sigma,
-                      max_grad_evals=600, options={"lr": 0.02, "polish_fraction": 0.8})
+    out = cg.complete(p.generator, p.observed, p.mask, method=cg.SMCPolish(lr=0.02, polish_fraction=0.8), chains=4, noise_std=p.sigma,
+                      max_grad_evals=600)
     assert out.grad_evals <= 600
     polished = out.diagnostics["polished_latents"]
     torch.testing.assert_close(polished, p.mean.unsqueeze(1).expand(-1, 4, -1), atol=2e-3, rtol=0)

@@ -10,8 +10,7 @@ def test_predictive_std_adds_the_noise_to_the_posterior_spread():
     # Hidden entries x_h = A_h z + b_h + σε: predictive variance diag(A_h Σ A_hᵀ) + σ².
     p = make_linear_gaussian(sigma=0.5)
     observed = p.observed[:1].expand(4, -1)
-    out = cg.complete(p.generator, observed, p.mask, method="smc", chains=2000, leapfrog=5, noise_std=p.sigma,
-                      options={"final_moves": 2})
+    out = cg.complete(p.generator, observed, p.mask, method=cg.SMC(final_moves=2), chains=2000, leapfrog=5, noise_std=p.sigma)
     a_h = p.generator.weight.detach()[~p.mask.bool()]
     expected = ((a_h @ p.cov @ a_h.T).diagonal() + p.sigma**2).sqrt()
     predictive = out.predictive_std

@@ -106,10 +106,11 @@ def _observations(observed: Tensor, x_shape: tuple[int, ...]) -> Tensor:
 
 
 def make_posterior(
-    model: GenerativeModel,
+    model: GenerativeModel | Callable[[Tensor], Tensor],
     observed: Tensor,
     mask: Tensor | Operator | None,
     *,
+    latent_dim: int | None = None,
     noise: str = "gaussian",
     noise_std: float | str = 0.1,
     discriminator: Callable[[Tensor], Tensor] | None = None,
@@ -122,6 +123,7 @@ def make_posterior(
     ``observed`` is moved to the generator's dtype (a float64 observation for a float32
     generator works). ``noise_std="auto"`` gives the noise model the floor of the evidence
     search (``AUTO_NOISE_FLOOR`` times the observed values' root mean square)."""
+    model = _as_model(model, latent_dim, None)
     observed = torch.as_tensor(observed)
     generator = model.generator
     device, dtype = _placement(generator, observed)

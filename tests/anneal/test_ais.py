@@ -16,8 +16,8 @@ def replicated(problem, replicates=REPLICATES):
 @pytest.mark.parametrize("schedule", ["sigmoid", "linear", "geometric"])
 def test_ais_recovers_linear_gaussian_posterior_and_evidence(schedule):
     p = make_linear_gaussian()
-    out = cg.complete(p.generator, replicated(p), p.mask, method="ais", chains=400, steps=100, leapfrog=5,
-                      noise_std=p.sigma, options={"schedule": schedule, "step_size": 0.1})
+    out = cg.complete(p.generator, replicated(p), p.mask, method=cg.AIS(schedule=schedule, step_size=0.1), chains=400, steps=100, leapfrog=5,
+                      noise_std=p.sigma)
     mean, cov = weighted_moments(out.latents, out.log_weights)
     se = assert_unbiased(mean, p.mean[0])
     assert (se < 0.02).all()  # the check above is tight, not vacuous
@@ -47,8 +47,8 @@ def test_ais_budget_too_small_is_a_clear_error():
 
 def test_ais_dual_averaging_runs_and_targets_acceptance():
     p = make_linear_gaussian()
-    out = cg.complete(p.generator, p.observed, p.mask, method="ais", chains=64, steps=200, leapfrog=5,
-                      noise_std=p.sigma, options={"adapt": "dual-averaging"})
+    out = cg.complete(p.generator, p.observed, p.mask, method=cg.AIS(adapt="dual-averaging"), chains=64, steps=200, leapfrog=5,
+                      noise_std=p.sigma)
     assert abs(out.diagnostics["acceptance_rate"][-50:].mean().item() - 0.65) < 0.1
 
 
@@ -69,5 +69,5 @@ def test_ais_function_direct_call_reports_diagnostics(linear_gaussian):
     p = linear_gaussian
     post = make_posterior(p.generator, p.observed, p.mask, noise_std=p.sigma)
     out = ais(post, chains=4, rng=torch.Generator().manual_seed(0), steps=7, leapfrog=2)
-    d = out.diagnostics
+    d = out.info.diagnostics()
     assert d["beta"].shape == (8,) and d["acceptance_rate"].shape == (7,) and d["ess"].shape == (7,)

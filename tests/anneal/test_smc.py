@@ -19,8 +19,7 @@ REPLICATES = 10
 def test_smc_recovers_linear_gaussian_posterior_and_evidence():
     p = make_linear_gaussian()
     observed = p.observed[:1].expand(REPLICATES, -1)
-    out = cg.complete(p.generator, observed, p.mask, method="smc", chains=400, leapfrog=5, noise_std=p.sigma,
-                      options={"final_moves": 2})
+    out = cg.complete(p.generator, observed, p.mask, method=cg.SMC(final_moves=2), chains=400, leapfrog=5, noise_std=p.sigma)
     mean, cov = weighted_moments(out.latents, out.log_weights)
     se = assert_unbiased(mean, p.mean[0])
     assert (se < 0.02).all()
@@ -32,8 +31,7 @@ def test_smc_recovers_linear_gaussian_posterior_and_evidence():
 
 def test_smc_tempering_steps_keep_the_target_ess():
     p = make_linear_gaussian(sigma=0.05)  # a sharp likelihood needs several steps
-    out = cg.complete(p.generator, p.observed, p.mask, method="smc", chains=256, noise_std=p.sigma,
-                      options={"target_ess": 0.5, "resample_threshold": 0.0})
+    out = cg.complete(p.generator, p.observed, p.mask, method=cg.SMC(target_ess=0.5, resample_threshold=0.0), chains=256, noise_std=p.sigma)
     betas = out.diagnostics["beta"]
     assert betas.shape[1] >= 3
     steps = betas.diff(dim=1)
@@ -88,7 +86,7 @@ def test_smc_same_seed_same_result():
 def test_smc_rejects_bad_target_ess():
     p = make_linear_gaussian()
     with pytest.raises(ValueError, match="target_ess"):
-        cg.complete(p.generator, p.observed, p.mask, method="smc", options={"target_ess": 1.5})
+        cg.complete(p.generator, p.observed, p.mask, method=cg.SMC(target_ess=1.5))
 
 
 def test_discriminator_term_shifts_the_posterior_as_in_closed_form():
@@ -100,8 +98,8 @@ def test_discriminator_term_shifts_the_posterior_as_in_closed_form():
     lam = 0.7
     shifted = p.mean[:1] + (p.cov @ (lam * weight.T @ a)).unsqueeze(0)
     observed = p.observed[:1].expand(REPLICATES, -1)
-    out = cg.complete(p.generator, observed, p.mask, method="smc", chains=400, leapfrog=5, noise_std=p.sigma,
-                      discriminator=lambda x: x @ a, discriminator_weight=lam, options={"final_moves": 2})
+    out = cg.complete(p.generator, observed, p.mask, method=cg.SMC(final_moves=2), chains=400, leapfrog=5, noise_std=p.sigma,
+                      discriminator=lambda x: x @ a, discriminator_weight=lam)
     mean, _ = weighted_moments(out.latents, out.log_weights)
     se = assert_unbiased(mean, shifted[0])
     assert ((shifted[0] - p.mean[0]).abs() > 10 * se).any()  # the shift is resolved, not noise
@@ -119,8 +117,7 @@ def test_empirical_bayes_finds_the_evidence_maximising_noise_std():
     p = make_linear_gaussian(latent_dim=3, x_dim=40, batch=1, sigma=0.3, seed=2)
     observed = p.observed.expand(REPLICATES, -1)
     best = closed_form_best_noise_std(p, p.observed)[0]
-    out = cg.complete(p.generator, observed, p.mask, method="smc", chains=400, leapfrog=5, noise_std="auto",
-                      options={"final_moves": 2})
+    out = cg.complete(p.generator, observed, p.mask, method=cg.SMC(final_moves=2), chains=400, leapfrog=5, noise_std="auto")
     fitted = out.diagnostics["noise_scale"]
     assert fitted.shape == (REPLICATES,)
     # The peak is located on a grid of ~1/64 of a tempering step: allow 1 % for it.
@@ -140,8 +137,8 @@ def test_empirical_bayes_finds_the_evidence_maximising_noise_std():
 
 def test_empirical_bayes_stops_early_and_keeps_the_budget():
     p = make_linear_gaussian(latent_dim=3, x_dim=40, batch=2, sigma=0.3, seed=2)
-    out = cg.complete(p.generator, p.observed, p.mask, method="smc", chains=64, leapfrog=5, noise_std="auto",
-                      max_grad_evals=41, options={"final_moves": 100})
+    out = cg.complete(p.generator, p.observed, p.mask, method=cg.SMC(final_moves=100), chains=64, leapfrog=5, noise_std="auto",
+                      max_grad_evals=41)
     assert out.grad_evals <= 41
     beta = out.diagnostics["likelihood_weight"]
     assert ((beta > 0) & (beta < 1)).all()  # stopped at the evidence peak, far above the floor

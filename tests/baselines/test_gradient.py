@@ -9,8 +9,7 @@ from tests.conftest import linear_gaussian_posterior, make_linear_gaussian
 def test_gd_finds_the_least_squares_latent():
     # With as many observed entries as latent dims, Eq. (1) has the exact minimiser A_O⁻¹(x_O − b_O).
     p = make_linear_gaussian(latent_dim=3, x_dim=6)
-    out = cg.complete(p.generator, p.observed, p.mask, method="gd", chains=4, steps=3000, noise_std=p.sigma,
-                      options={"lr": 0.05})
+    out = cg.complete(p.generator, p.observed, p.mask, method=cg.GD(lr=0.05), chains=4, steps=3000, noise_std=p.sigma)
     o = p.mask.bool()
     a_o, b_o = p.generator.weight.detach()[o], p.generator.bias.detach()[o]
     expected = torch.linalg.solve(a_o, (p.observed[:, o] - b_o).T).T
@@ -22,8 +21,7 @@ def test_gd_finds_the_least_squares_latent():
 
 def test_gd_with_prior_weight_finds_the_posterior_mode():
     p = make_linear_gaussian()
-    out = cg.complete(p.generator, p.observed, p.mask, method="gd", chains=2, steps=3000, noise_std=p.sigma,
-                      options={"lr": 0.05, "prior_weight": 1.0})
+    out = cg.complete(p.generator, p.observed, p.mask, method=cg.GD(lr=0.05, prior_weight=1.0), chains=2, steps=3000, noise_std=p.sigma)
     torch.testing.assert_close(out.latents, p.mean.unsqueeze(1).expand(-1, 2, -1), atol=1e-3, rtol=0)
 
 
@@ -41,8 +39,8 @@ def test_best_of_prior_keeps_the_best_candidates():
 
 def test_gd_best_honours_the_budget_and_reports_forward_evals():
     p = make_linear_gaussian()
-    out = cg.complete(p.generator, p.observed, p.mask, method="gd-best", chains=3, max_grad_evals=40,
-                      noise_std=p.sigma, options={"candidates": 200})
+    out = cg.complete(p.generator, p.observed, p.mask, method=cg.GDBest(candidates=200), chains=3, max_grad_evals=40,
+                      noise_std=p.sigma)
     assert out.grad_evals == 40
     assert out.diagnostics["forward_evals"] == 200
 

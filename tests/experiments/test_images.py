@@ -35,8 +35,9 @@ def test_evaluate_method_reports_per_image_metrics():
 
 def test_method_options_reach_the_method():
     config = ImagesConfig(method_options={"smc-polish": {"prior_weight": 0.0}})
-    assert method_settings("smc-polish", config)["options"] == {"candidates": 2000, "lr": 0.01, "prior_weight": 0.0}
-    assert "prior_weight" not in method_settings("smc", config)["options"]
+    polish = method_settings("smc-polish", config)["method"]
+    assert (polish.smc.candidates, polish.lr, polish.prior_weight) == (2000, 0.01, 0.0)
+    assert not hasattr(method_settings("smc", config)["method"], "prior_weight")
 
 
 def test_summarise_gives_mean_and_normal_interval():

@@ -2,9 +2,16 @@ import math
 
 import torch
 
+from cogenerate.anneal.tempering import evaluator, tempered_density
 from cogenerate.mcmc.hmc import hmc_init, hmc_step, kinetic_energy, leapfrog
 from cogenerate.operators import Gaussian, Mask
 from cogenerate.posterior import Posterior
+
+
+def posterior_density(post: Posterior, beta: float = 1.0):
+    """The HMC target p(z)·L(z)^β of a posterior, with its evaluation as aux."""
+    return tempered_density(evaluator(post.log_prior_and_grad, post.log_likelihood_and_grad),
+                            torch.full((post.batch,), beta, dtype=post.observed.dtype))
 
 
 def gaussian_density(precision: torch.Tensor):
@@ -55,11 +62,11 @@ def test_hmc_samples_the_linear_gaussian_posterior(linear_gaussian):
     post = Posterior(p.generator, p.observed, Mask(p.mask), Gaussian(p.sigma), latent_dim=3)
     rng = torch.Generator().manual_seed(0)
     chains = 500
-    state = hmc_init(torch.randn(2, chains, 3, generator=rng, dtype=torch.float64), post)
-    beta = torch.ones(2, dtype=torch.float64)
+    target = posterior_density(post)
+    state = hmc_init(torch.randn(2, chains, 3, generator=rng, dtype=torch.float64), target)
     step = torch.full((2, chains), 0.1, dtype=torch.float64)
     for _ in range(60):
-        state, info = hmc_step(rng, state, post, beta=beta, step_size=step, num_leapfrog=5)
+        state, info = hmc_step(rng, state, target, step_size=step, num_leapfrog=5)
     z = state.position
     mean = z.mean(1)
     std = p.cov.diagonal().sqrt()
@@ -86,21 +93,23 @@ class NanAbove(torch.nn.Module):
 def test_nan_proposals_are_rejected_and_counted_divergent():
     post = Posterior(NanAbove(0.5), torch.zeros(1, 1), Mask(torch.ones(1)), Gaussian(1.0), latent_dim=1)
     rng = torch.Generator().manual_seed(0)
-    state = hmc_init(torch.full((1, 200, 1), -0.5), post)
+    target = posterior_density(post)
+    state = hmc_init(torch.full((1, 200, 1), -0.5), target)
     divergent = 0
     for _ in range(20):
-        state, info = hmc_step(rng, state, post, beta=torch.ones(1), step_size=torch.full((1, 200), 0.5), num_leapfrog=3)
+        state, info = hmc_step(rng, state, target, step_size=torch.full((1, 200), 0.5), num_leapfrog=3)
         divergent += int(info.is_divergent.sum())
     assert divergent > 0
-    assert torch.isfinite(state.evaluation.log_likelihood).all()
+    assert torch.isfinite(state.aux.log_likelihood).all()
     assert (state.position <= 0.5).all()
 
 
 def test_chain_stuck_in_nan_region_escapes():
     post = Posterior(NanAbove(0.0), torch.zeros(1, 1), Mask(torch.ones(1)), Gaussian(1.0), latent_dim=1)
     rng = torch.Generator().manual_seed(0)
-    state = hmc_init(torch.full((1, 50, 1), 0.3), post)  # every chain starts where G is NaN
-    assert torch.isinf(state.evaluation.log_likelihood).all()
+    target = posterior_density(post)
+    state = hmc_init(torch.full((1, 50, 1), 0.3), target)  # every chain starts where G is NaN
+    assert torch.isinf(state.aux.log_likelihood).all()
     for _ in range(30):
-        state, _ = hmc_step(rng, state, post, beta=torch.ones(1), step_size=torch.full((1, 50), 0.5), num_leapfrog=3)
-    assert torch.isfinite(state.evaluation.log_likelihood).float().mean() > 0.9
+        state, _ = hmc_step(rng, state, target, step_size=torch.full((1, 50), 0.5), num_leapfrog=3)
+    assert torch.isfinite(state.aux.log_likelihood).float().mean() > 0.9

@@ -23,7 +23,7 @@ from torch import Tensor, nn
 
 import cogenerate as cg
 from cogenerate import metrics
-from cogenerate.api import METHODS
+from cogenerate.methods import method_from_options
 from cogenerate.data.images import load_dataset
 from cogenerate.data.masks import make_operator
 from cogenerate.experiments.toy import markdown_table
@@ -71,8 +71,9 @@ class ImagesConfig:
 
 
 def method_settings(method: str, config: ImagesConfig) -> dict[str, Any]:
-    """Keyword arguments of :func:`cogenerate.complete` that put ``method`` at the config's
-    budget: every method may spend ``config.budget`` gradients per chain and no more."""
+    """Keyword arguments of :func:`cogenerate.complete` (the method's settings object included)
+    that put ``method`` at the config's budget: every method may spend ``config.budget``
+    gradients per chain and no more."""
     budget, lr, n = config.budget, config.lr, config.candidates
     table: dict[str, dict[str, Any]] = {
         "gd": {"steps": budget, "options": {"lr": lr}},
@@ -85,8 +86,8 @@ def method_settings(method: str, config: ImagesConfig) -> dict[str, Any]:
     if method not in table:
         raise ValueError(f"no image-experiment settings for method {method!r}; known: {sorted(table)}")
     settings = {**table[method], "max_grad_evals": budget}
-    if method in config.method_options:
-        settings["options"] = {**settings.get("options", {}), **config.method_options[method]}
+    options = {**settings.pop("options", {}), **config.method_options.get(method, {})}
+    settings["method"] = method_from_options(method, options)
     return settings
 
 
@@ -115,14 +116,14 @@ def evaluate_method(
     """
     n = images.shape[0]
     kwargs = method_settings(method, config)
-    noise_std: float | str = "auto" if config.fit_noise and METHODS[method].fits_noise else config.noise_std
+    noise_std: float | str = "auto" if config.fit_noise and kwargs["method"].fits_noise else config.noise_std
     outputs = []
     started = time.perf_counter()
     for start in range(0, n, config.batch):
         stop = min(n, start + config.batch)
         op = Mask(operator.mask[start:stop]) if isinstance(operator, Mask) and operator.mask.shape[0] == n else operator
         out = cg.complete(
-            generator, images[start:stop], op, method=method, chains=config.chains, noise_std=noise_std,
+            generator, images[start:stop], op, chains=config.chains, noise_std=noise_std,
             seed=config.seed + start, discriminator=discriminator if method == "yeh" else None, **kwargs,
             progress=None if progress is None else lambda f, a=start, b=stop: progress((a + f * (b - a)) / n),
         )

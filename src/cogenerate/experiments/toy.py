@@ -22,6 +22,7 @@ import torch
 from torch import Tensor, nn
 
 import cogenerate as cg
+from cogenerate.methods import method_from_options
 from cogenerate.data.toy import ring_of_gaussians
 from cogenerate.operators import Gaussian
 from cogenerate.result import Completion
@@ -93,9 +94,9 @@ def run_methods(
         extra = dict(settings.get(method, {}))
         options = {**({"snapshots": _snapshot_steps(config)} if method == "ais" else {}), **extra.pop("options", {})}
         results[method] = cg.complete(
-            generator, observed, mask, method=method, chains=config.chains, noise_std=config.noise_std,
-            seed=config.seed, options=options, progress=None if progress is None else lambda f, m=method: progress(m, f),
-            **extra,
+            generator, observed, mask, method=method_from_options(method, options), chains=config.chains,
+            noise_std=config.noise_std, seed=config.seed,
+            progress=None if progress is None else lambda f, m=method: progress(m, f), **extra,
         )
     return results
 
