@@ -154,6 +154,8 @@ class Posterior:
         with torch.enable_grad():
             z = z.detach().requires_grad_(True)
             log_prior = self.prior.log_prob(z)
+            if not log_prior.requires_grad:  # flat inside its support (a uniform prior)
+                return log_prior.detach(), torch.zeros_like(z)
             (grad,) = torch.autograd.grad(log_prior.sum(), z)
         return log_prior.detach(), grad
 
