@@ -14,11 +14,11 @@ is ``sqrt(p (1 − p) / 100)``.
 
 Methods (``cg.complete(G, observed, mask, chains=100, noise_std=0.05, seed=s, ...)``):
 
-- ``gd``: ``method="gd", steps=B, max_grad_evals=B, options={"lr": 0.01}``
+- ``gd``: ``method=cg.GD(lr=0.01), steps=B, max_grad_evals=B``
 - ``ais``: ``method="ais", steps=B, leapfrog=10, max_grad_evals=B``
 - ``smc``: ``method="smc", leapfrog=10, max_grad_evals=B,
-  options={"candidates": 1000, "final_moves": 1000}`` (final moves capped by the budget)
-- ``smc-prior``: as ``smc`` but started from 100 prior draws, ``options={"final_moves": 1000}``
+  method=cg.SMC(candidates=1000, final_moves=1000)`` (final moves capped by the budget)
+- ``smc-prior``: as ``smc`` but started from 100 prior draws, ``cg.SMC(final_moves=1000)``
 
 A budget is skipped for a method when the previous budget's time per gradient evaluation
 predicts more than ``--max-seconds`` (20 s) per run.
@@ -60,14 +60,13 @@ BUDGETS = [11, 21, 31, 51, 61, 101, 201, 501, 1001, 2001, 5001, 20001]
 def method_kwargs(method: str, budget: int) -> dict[str, Any]:
     """The ``cg.complete`` keyword arguments of ``method`` at ``budget`` gradient evaluations."""
     if method == "gd":
-        return {"method": "gd", "steps": budget, "max_grad_evals": budget, "options": {"lr": 0.01}}
+        return {"method": cg.GD(lr=0.01), "steps": budget, "max_grad_evals": budget}
     if method == "ais":
         return {"method": "ais", "steps": budget, "leapfrog": 10, "max_grad_evals": budget}
     if method == "smc":
-        return {"method": "smc", "leapfrog": 10, "max_grad_evals": budget,
-                "options": {"candidates": 1000, "final_moves": 1000}}
+        return {"method": cg.SMC(candidates=1000, final_moves=1000), "leapfrog": 10, "max_grad_evals": budget}
     if method == "smc-prior":
-        return {"method": "smc", "leapfrog": 10, "max_grad_evals": budget, "options": {"final_moves": 1000}}
+        return {"method": cg.SMC(final_moves=1000), "leapfrog": 10, "max_grad_evals": budget}
     raise ValueError(f"unknown method {method!r}")
 
 
