@@ -1,14 +1,14 @@
-"""An explicit GAN training loop with atomic, resumable checkpoints.
+"""GAN training on given modules, and the paper's toy GAN on the ring of Gaussians.
 
-One iteration = one discriminator step and one generator step on fresh batches, with the
-standard discriminator loss and the non-saturating generator loss of Goodfellow et al. 2014
-(:mod:`cogenerate.training.losses`), optimised with Adam at the DCGAN settings
-lr 2e-4, betas (0.5, 0.999) (Radford et al. 2016, §4) unless told otherwise.
+:func:`train_gan` trains any generator against any discriminator: one iteration = one
+discriminator step and one generator step on fresh batches, with the standard discriminator
+loss and the non-saturating generator loss of Goodfellow et al. 2014
+(:mod:`cogenerate.training.dcgan`), optimised with Adam at the DCGAN settings lr 2e-4, betas
+(0.5, 0.999) (Radford et al. 2016, §4) unless told otherwise. It runs the one training loop
+:func:`cogenerate.training.loop.train`, so it resumes after a kill like every family.
 
-All randomness (data batches, latents) comes from the ``rng`` argument; its state is saved
-in every checkpoint, so a run that is killed and resumed from its latest checkpoint ends
-with the same weights as an uninterrupted run. The loop never prints: progress is reported
-through ``on_step``.
+All randomness (data batches, latents) comes from the ``rng`` argument. The loop never
+prints: progress is reported through ``on_step``.
 """
 
 from __future__ import annotations
@@ -16,25 +16,21 @@ from __future__ import annotations
 import contextlib
 import copy
 import math
-import time
-from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
 import torch
 from torch import Tensor, nn
 
+from cogenerate.checkpoint import load_checkpoint
 from cogenerate.data.toy import ring_of_gaussians
+from cogenerate.models.dcgan import DCGANGenerator
 from cogenerate.models.toy import ToyDiscriminator, ToyGenerator
-from cogenerate.checkpoint import (
-    CheckpointError,
-    checkpoint_files,
-    list_checkpoints,
-    load_checkpoint,
-    restore_checkpoint,
-    save_checkpoint,
-)
-from cogenerate.training.losses import discriminator_loss, generator_loss
+from cogenerate.training.dcgan import DCGAN_BETAS, gan_step
+from cogenerate.training.families import Family
+from cogenerate.training.loop import checkpoint_name, train
+from cogenerate.training.optim import adam
 
 __all__ = [
     "TOY_GAN_SETTINGS",
@@ -43,11 +39,6 @@ __all__ = [
     "train_gan",
     "train_toy_gan",
 ]
-
-
-def checkpoint_name(iteration: int) -> str:
-    """File prefix of the checkpoint written after ``iteration`` updates: ``iter_0001500``."""
-    return f"iter_{iteration:07d}"
 
 
 def init_parameters_(module: nn.Module, *, rng: torch.Generator) -> nn.Module:
@@ -100,7 +91,7 @@ def train_gan(
     batch_size: int = 64,
     lr_g: float = 2e-4,
     lr_d: float = 2e-4,
-    betas: tuple[float, float] = (0.5, 0.999),
+    betas: tuple[float, float] = DCGAN_BETAS,
     rng: torch.Generator,
     checkpoint_dir: str | Path | None = None,
     checkpoint_every: int | None = None,
@@ -111,14 +102,17 @@ def train_gan(
 ) -> dict[str, Any]:
     """Train ``generator`` against ``discriminator`` in place for ``iterations`` iterations.
 
-    Each iteration draws ``batch_size`` real samples ``sample_data(batch_size, rng)`` and
-    ``batch_size`` latents ``z ~ N(0, I)`` of shape ``(batch_size, generator.latent_dim)``,
-    takes one Adam step on :func:`discriminator_loss` and one on the non-saturating
-    :func:`generator_loss` (same fakes). Device and dtype follow the generator's
-    parameters; latents are drawn on ``rng.device`` and moved there.
+    The training loop :func:`cogenerate.training.loop.train` with the GAN step
+    :func:`cogenerate.training.dcgan.gan_step`: each iteration draws ``batch_size`` real
+    samples ``sample_data(batch_size, rng)``, then ``batch_size`` latents ``z ~ N(0, I)`` of
+    shape ``(batch_size, generator.latent_dim)``, and takes one Adam step on
+    :func:`~cogenerate.training.dcgan.discriminator_loss` and one on the non-saturating
+    :func:`~cogenerate.training.dcgan.generator_loss` (same
+    fakes). Device and dtype follow the generator's parameters; latents are drawn on
+    ``rng.device`` and moved there.
 
-    Checkpoints (``<checkpoint_dir>/iter_<n:07d>``, see :mod:`.checkpoint`; modules named
-    ``"generator"`` and ``"discriminator"``, optimizer and rng state in ``.optim.pt``) are
+    Checkpoints (``<checkpoint_dir>/iter_<n:07d>``, see :mod:`cogenerate.checkpoint`; modules
+    named ``"generator"`` and ``"discriminator"``, optimizer and rng state in ``.optim.pt``) are
     written after every ``checkpoint_every``-th iteration, after each iteration listed in
     ``keep``, and after the last one. A periodic checkpoint not listed in ``keep`` is deleted
     once a newer checkpoint has been written, so the directory holds the ``keep`` ones, the
@@ -141,7 +135,9 @@ def train_gan(
             iteration is at most ``iterations`` (weights, Adam state, iteration, rng state).
             The modules passed in must have the checkpoint's architecture.
         config: extra JSON-serialisable settings stored in each checkpoint's JSON (e.g. the
-            data set); the loop adds its own settings under ``"train_gan"``.
+            data set); this function adds its own settings under ``"train_gan"``, the loop
+            ``"family"`` (``"dcgan"`` for a DCGAN generator, ``"toy-gan"`` for the toy MLP,
+            else ``"gan"``) and ``"train_settings"``.
         on_step: called as ``on_step(iteration, {"loss_d": float, "loss_g": float})`` after
             each iteration (and after its checkpoint is written); 1-based iteration.
 
@@ -154,113 +150,54 @@ def train_gan(
     Raises:
         CheckpointError: a checkpoint to resume from is unreadable or does not match.
     """
-    if iterations < 0:
-        raise ValueError(f"iterations must be >= 0, got {iterations}")
-    if batch_size < 1:
-        raise ValueError(f"batch_size must be >= 1, got {batch_size}")
-    if checkpoint_every is not None and checkpoint_every < 1:
-        raise ValueError(f"checkpoint_every must be >= 1 or None, got {checkpoint_every}")
     latent_dim = getattr(generator, "latent_dim", None)
     if not isinstance(latent_dim, int):
         raise ValueError("generator must have an integer attribute `latent_dim`")
-    parameter = next(generator.parameters())
-    device, dtype = parameter.device, parameter.dtype
-    started = time.perf_counter()
-
-    generator_optimizer = _adam(generator.parameters(), lr=lr_g, betas=betas)
-    discriminator_optimizer = _adam(discriminator.parameters(), lr=lr_d, betas=betas)
-    modules = {"generator": generator, "discriminator": discriminator}
-    optimizers = {"generator": generator_optimizer, "discriminator": discriminator_optimizer}
-    keep_set = {int(k) for k in keep}
-    directory = Path(checkpoint_dir) if checkpoint_dir is not None else None
+    family = Family(name=_gan_family_name(generator), step=gan_step, make_optimizers=_gan_optimizers,
+                    losses=("loss_d", "loss_g"), title="GAN")
+    settings = {"batch_size": batch_size, "lr_g": lr_g, "lr_d": lr_d, "betas": list(betas)}
     run_config = dict(config or {})
-    run_config["train_gan"] = {
-        "iterations": iterations,
-        "batch_size": batch_size,
-        "lr_g": lr_g,
-        "lr_d": lr_d,
-        "betas": list(betas),
-    }
-
-    start = 0
-    resumed_from: Path | None = None
-    last_checkpoint: Path | None = None
-    previous_periodic: Path | None = None
-    if directory is not None and resume:
-        candidates = [(it, prefix) for it, prefix in list_checkpoints(directory) if it <= iterations]
-        if candidates:
-            start, resumed_from = candidates[-1]
-            state = restore_checkpoint(resumed_from, modules, optimizers=optimizers)
-            if state.rng_state is None:
-                raise CheckpointError(
-                    f"{checkpoint_files(resumed_from)['training_state']}: no rng state saved, cannot resume deterministically"
-                )
-            rng.set_state(state.rng_state)
-            last_checkpoint = resumed_from
-            if start not in keep_set and start != iterations:
-                previous_periodic = resumed_from
-
-    generator.train()
-    discriminator.train()
-    loss_d: Tensor | float = math.nan
-    loss_g: Tensor | float = math.nan
-    generator_parameters = list(generator.parameters())
-    for iteration in range(start + 1, iterations + 1):
-        real = sample_data(batch_size, rng).to(device=device, dtype=dtype)
-        z = torch.randn(batch_size, latent_dim, generator=rng, device=rng.device, dtype=dtype).to(device)
-        fake = generator(z)
-
-        loss_d = discriminator_loss(discriminator(real), discriminator(fake.detach()))
-        discriminator_optimizer.zero_grad(set_to_none=True)
-        loss_d.backward()
-        discriminator_optimizer.step()
-
-        loss_g = generator_loss(discriminator(fake))
-        generator_optimizer.zero_grad(set_to_none=True)
-        loss_g.backward(inputs=generator_parameters)  # no gradients into the discriminator
-        generator_optimizer.step()
-
-        periodic = checkpoint_every is not None and iteration % checkpoint_every == 0
-        if directory is not None and (periodic or iteration in keep_set or iteration == iterations):
-            written = save_checkpoint(
-                directory / checkpoint_name(iteration),
-                modules,
-                run_config,
-                optimizers=optimizers,
-                rng_state=rng.get_state(),
-                iteration=iteration,
-            )
-            if previous_periodic is not None and previous_periodic != written:
-                _delete_checkpoint(previous_periodic)
-            previous_periodic = written if iteration not in keep_set and iteration != iterations else None
-            last_checkpoint = written
-        if on_step is not None:
-            loss_d, loss_g = loss_d.item(), loss_g.item()
-            on_step(iteration, {"loss_d": loss_d, "loss_g": loss_g})
-
+    run_config["train_gan"] = {"iterations": iterations, **settings}
+    result = train(
+        family,
+        {"generator": generator, "discriminator": discriminator},
+        sample_data,
+        iterations=iterations,
+        settings=settings,
+        rng=rng,
+        checkpoint_dir=checkpoint_dir,
+        checkpoint_every=checkpoint_every,
+        keep=keep,
+        resume=resume,
+        config=run_config,
+        on_step=on_step,
+    )
     return {
-        "iteration": max(start, iterations),
-        "start_iteration": start,
-        "loss_d": loss_d.item() if isinstance(loss_d, Tensor) else loss_d,
-        "loss_g": loss_g.item() if isinstance(loss_g, Tensor) else loss_g,
-        "resumed_from": resumed_from,
-        "checkpoint": last_checkpoint,
-        "seconds": time.perf_counter() - started,
+        "iteration": result.iteration,
+        "start_iteration": result.start_iteration,
+        "loss_d": result.losses.get("loss_d", math.nan),
+        "loss_g": result.losses.get("loss_g", math.nan),
+        "resumed_from": result.resumed_from,
+        "checkpoint": result.checkpoint,
+        "seconds": result.seconds,
     }
 
 
-def _adam(parameters: Iterable[nn.Parameter], *, lr: float, betas: tuple[float, float]) -> torch.optim.Adam:
-    """Adam, with the fused kernel where PyTorch has one (~20% faster for the toy MLPs on CPU)."""
-    parameters = list(parameters)
-    fused = bool(parameters) and all(p.is_floating_point() and p.device.type in ("cpu", "cuda") for p in parameters)
-    return torch.optim.Adam(parameters, lr=lr, betas=betas, fused=True if fused else None)
+def _gan_optimizers(modules: Mapping[str, nn.Module], settings: Mapping[str, Any]) -> dict[str, torch.optim.Optimizer]:
+    betas = (float(settings["betas"][0]), float(settings["betas"][1]))
+    return {
+        "generator": adam(modules["generator"].parameters(), lr=float(settings["lr_g"]), betas=betas),
+        "discriminator": adam(modules["discriminator"].parameters(), lr=float(settings["lr_d"]), betas=betas),
+    }
 
 
-def _delete_checkpoint(prefix: Path) -> None:
-    files = checkpoint_files(prefix)
-    for key in ("config", "weights", "training_state"):  # config first: no longer complete
-        with contextlib.suppress(FileNotFoundError):
-            files[key].unlink()
+def _gan_family_name(generator: nn.Module) -> str:
+    """The family a checkpoint of ``generator`` belongs to (what ``load_model`` reports)."""
+    if isinstance(generator, DCGANGenerator):
+        return "dcgan"
+    if isinstance(generator, ToyGenerator):
+        return "toy-gan"
+    return "gan"
 
 
 TOY_GAN_SETTINGS: dict[str, Any] = {

@@ -1,0 +1,104 @@
+"""Run folders: train_family, and plan_run / train_run (what `cogen train` calls)."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from pathlib import Path
+
+import pytest
+import torch
+from safetensors.torch import load_file
+
+from cogenerate.checkpoint import list_checkpoints, load_checkpoint
+from cogenerate.training.runs import LOSSES_FILE, plan_run, train_family, train_run
+
+DATA = torch.rand(20, 1, 28, 28, generator=torch.Generator().manual_seed(0)) * 2 - 1
+TINY = {"width": 4, "latent_dim": 4, "batch_size": 4}
+
+# sha256 of the weights (tensors by sorted key: name, then bytes) of
+#   cogen --threads 1 train --data digits --out RUN --iterations 3 --width 8 --checkpoint-every 2
+# recorded with the `cogen train` of commit 1e8a829, before the training loop was shared by all families.
+GOLDEN_COGEN_TRAIN = {
+    2: "b7dd22588a1122a15d360edfd29ee2541cf99f2aa72e491afa8fd6232f129b38",
+    3: "cabdffc21cb0c8757568dd943a8e24aa6c66f7e20cec3171bc1988b906925474",
+}
+
+
+def _weights_sha(path: Path) -> str:
+    tensors = load_file(path)
+    digest = hashlib.sha256()
+    for key in sorted(tensors):
+        digest.update(key.encode())
+        digest.update(tensors[key].numpy().tobytes())
+    return digest.hexdigest()
+
+
+def test_cogen_train_weights_are_those_recorded_before_the_restructure(tmp_path: Path) -> None:
+    given = {"data": "digits", "iterations": 3, "width": 8, "checkpoint_every": 2}
+    plan = plan_run(tmp_path / "run", given, command="cogen train ...")
+    assert plan.family == "dcgan" and plan.start == 0 and plan.settings["size"] == 28
+    result = train_run(plan)
+    assert result.iteration == 3
+    for iteration, sha in GOLDEN_COGEN_TRAIN.items():
+        assert _weights_sha(tmp_path / "run" / f"iter_{iteration:07d}.safetensors") == sha, iteration
+    config = load_checkpoint(tmp_path / "run" / "iter_0000003").config
+    assert config["family"] == "dcgan" and config["dataset"] == "digits" and config["command"] == "cogen train ..."
+    assert config["cogen_train"]["width"] == 8 and config["cogen_train"]["channels"] == 1
+    assert config["x_shape"] == [1, 28, 28] and config["train_images"] > 1000
+
+
+def test_train_family_writes_a_run_folder_and_resumes(tmp_path: Path) -> None:
+    seen: list[int] = []
+    result = train_family("dcgan", DATA, out=tmp_path, iterations=4, seed=1, settings=TINY, checkpoint_every=2,
+                          keep_every=0, config={"dataset": "noise"}, on_step=lambda i, losses: seen.append(i))
+    assert seen == [1, 2, 3, 4] and result.checkpoint == tmp_path / "iter_0000004"
+    assert [it for it, _ in list_checkpoints(tmp_path)] == [4]
+    assert sorted(p.name for p in (tmp_path / "samples").iterdir()) == ["iter_0000002.png", "iter_0000004.png"]
+    lines = (tmp_path / LOSSES_FILE).read_text().splitlines()
+    assert lines[0] == "iteration,loss_d,loss_g" and [line.split(",")[0] for line in lines[1:]] == ["1", "2", "3", "4"]
+
+    again = train_family("dcgan", DATA, out=tmp_path, iterations=6, seed=1, settings=TINY, checkpoint_every=2,
+                         keep_every=0)
+    assert again.start_iteration == 4
+    straight = train_family("dcgan", DATA, out=tmp_path / "straight", iterations=6, seed=1, settings=TINY,
+                            checkpoint_every=2)
+    assert again.losses == straight.losses
+    assert (tmp_path / LOSSES_FILE).read_text() == (tmp_path / "straight" / LOSSES_FILE).read_text()
+    with pytest.raises(ValueError, match="already holds a checkpoint at iteration 6 > iterations 5"):
+        train_family("dcgan", DATA, out=tmp_path, iterations=5, settings=TINY)
+
+
+def test_plan_run_merges_with_the_run_it_resumes(tmp_path: Path) -> None:
+    run = tmp_path / "run"
+    with pytest.raises(ValueError, match="--data is required to start a new run"):
+        plan_run(run, {"data": None})
+    with pytest.raises(ValueError, match="--hidden: not an option of the DCGAN family"):
+        plan_run(run, {"data": "digits", "hidden": 3})
+    with pytest.raises(ValueError, match="unknown model family 'nope'"):
+        plan_run(run, {"data": "digits", "family": "nope"})
+    with pytest.raises(ValueError, match="--iterations must be at least 1, got 0"):
+        plan_run(run, {"data": "digits", "iterations": 0})
+    train_family("dcgan", DATA, out=run, iterations=2, settings=TINY, checkpoint_every=2,
+                 config={"cogen_train": {"data": "digits", "size": 28, "channels": 1, **TINY, "lr": 2e-4, "seed": 0,
+                                         "checkpoint_every": 2, "keep_every": None, "iterations": 2}, "commands": ["a"]})
+
+    plan = plan_run(run, {"iterations": 5, "width": 4, "family": "dcgan"}, command="b")
+    assert plan.start == 2 and plan.iterations == 5 and plan.commands == ["a", "b"]
+    assert plan.settings["family"] == "dcgan" and plan.settings["width"] == 4 and plan.settings["lr"] == 2e-4
+    with pytest.raises(ValueError) as error:
+        plan_run(run, {"width": 8, "seed": 0})
+    assert "holds a run with other settings: --width 8 (run: 4);" in str(error.value)
+    with pytest.raises(ValueError, match="a checkpoint at iteration 2 > --iterations 1"):
+        plan_run(run, {"iterations": 1})
+    with pytest.raises(ValueError, match="--lr must be positive"):
+        plan_run(run, {"lr": -1.0})
+
+    other = tmp_path / "other"
+    train_family("dcgan", DATA, out=other, iterations=1, settings=TINY)  # not a `cogen train` run
+    with pytest.raises(ValueError, match="not written by `cogen train`"):
+        plan_run(other, {})
+    (tmp_path / "file").write_text("")
+    with pytest.raises(ValueError, match="exists and is not a folder"):
+        plan_run(tmp_path / "file", {"data": "digits"})
+    assert json.loads((run / "iter_0000002.json").read_text())["family"] == "dcgan"
