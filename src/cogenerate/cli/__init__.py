@@ -17,12 +17,12 @@ import sys
 from collections.abc import Sequence
 from typing import Any
 
-from cogenerate.cli import complete, demo, models, reproduce, train
+from cogenerate.cli import complete, demo, evaluate, models, reproduce, train
 from cogenerate.cli.common import PROG, Formatter
 
 __all__ = ["main", "build_parser"]
 
-COMMANDS = (demo, reproduce, train, complete, models)
+COMMANDS = (demo, reproduce, train, complete, evaluate, models)
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -88,7 +88,9 @@ def build_parser() -> argparse.ArgumentParser:
             "  cogen models                                # shipped generators\n"
             "  cogen complete --model fashion-mnist --dataset fashion-mnist --index 7 --mask centre\n"
             "  cogen complete --model mnist --image digit.png --mask top-half --method ais\n"
+            "  cogen complete --model mygan:make_generator --latent-dim 128 --image face.png --mask centre\n"
             "  cogen train --data fashion-mnist --out runs/fm --iterations 6000\n"
+            "  cogen evaluate --model runs/fm --out runs/fm/eval\n"
             "  cogen reproduce toy --quick\n"
             "\n"
             "Run `cogen COMMAND --help` for the options of each command."

@@ -13,6 +13,7 @@ from typing import Any
 import torch
 
 from cogenerate.api import DEFAULT_METHOD, DEFAULT_NOISE_STD
+from cogenerate.methods import resolve_method
 from cogenerate.cli.common import (
     PROGRESS_STEPS, command_line, fraction_bar, note, positive_noise_std, print_files, progress_bar, seed_of, setup,
     to_plain,
@@ -74,7 +75,8 @@ def register(command: Callable[..., argparse.ArgumentParser]) -> None:
                              "(smc, smc-polish); the fitted value is in the JSON as fitted_noise_std (default: "
                              f"auto for smc and smc-polish, {DEFAULT_NOISE_STD} for the other methods)")
     parser.add_argument("--discriminator-weight", type=float, default=0.0,
-                        help="λ: add λ·D(G(z)) to the log-density (needs a discriminator in the checkpoint; default: %(default)s)")
+                        help="λ: add λ·D(G(z)) to the log-density (needs a discriminator or an energy in the model; "
+                             "default: %(default)s)")
     parser.add_argument("--show", type=int, default=6, help="completions shown in the figure (default: %(default)s)")
     parser.add_argument("--no-ground-truth", action="store_true",
                         help="the hidden part of --image is unknown: report no metrics against it")
@@ -86,19 +88,7 @@ def _requested_noise_std(args: argparse.Namespace) -> float | str:
     """``--noise-std`` as the method read it: "auto" or a number."""
     if args.noise_std is not None:
         return args.noise_std
-    return "auto" if _fits_noise(args.method) else DEFAULT_NOISE_STD
-
-
-def _fits_noise(method: str) -> bool:
-    try:
-        from cogenerate.methods import resolve_method
-    except ModuleNotFoundError as error:  # before the typed method settings land
-        if error.name != "cogenerate.methods":
-            raise
-        from cogenerate.api import METHODS
-
-        return bool(METHODS[method].fits_noise)
-    return bool(resolve_method(method).fits_noise)
+    return "auto" if resolve_method(args.method).fits_noise else DEFAULT_NOISE_STD
 
 
 def image_shape(model: Any, label: str) -> tuple[int, int]:
@@ -162,11 +152,8 @@ def run(args: argparse.Namespace) -> int:
     check_mask_size(args.mask, given.size, side, "the image" if args.image is not None else "the model's image")
     seed = seed_of(args)
     operator = make_operator(args.mask, n=1, size=side, rng=torch.Generator().manual_seed(seed))
-    discriminator = None
-    if args.discriminator_weight != 0:
-        discriminator = model.discriminator
-        if discriminator is None:
-            raise ValueError(f"--discriminator-weight needs a discriminator, and {label} has none")
+    if args.discriminator_weight != 0 and not model.has_critic:
+        raise ValueError(f"--discriminator-weight needs a discriminator (or an energy), and {label} has none")
 
     observed = truth.unsqueeze(0).to(device)
     mask = None
@@ -180,10 +167,9 @@ def run(args: argparse.Namespace) -> int:
     with progress_bar(args, total=PROGRESS_STEPS, desc=f"complete ({args.method})", unit="%") as bar:
         bar.bar_format = "{desc}: {percentage:3.0f}%|{bar}| [{elapsed}<{remaining}]"
         out = cg.complete(
-            model.generator, observed, operator, method=args.method, chains=args.chains, steps=args.steps,
+            model, observed, operator, method=args.method, chains=args.chains, steps=args.steps,
             leapfrog=args.leapfrog, noise_std=args.noise_std, max_grad_evals=args.budget, seed=seed,
-            latent_dim=model.latent_dim, discriminator=discriminator,
-            discriminator_weight=args.discriminator_weight, progress=fraction_bar(bar),
+            discriminator_weight=args.discriminator_weight or None, progress=fraction_bar(bar),
         )
         fraction_bar(bar)(1.0)
     seconds = time.perf_counter() - started

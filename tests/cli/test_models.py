@@ -1,0 +1,16 @@
+"""``cogen models``."""
+
+from __future__ import annotations
+
+import pytest
+
+from cogenerate.cli import main
+from cogenerate.models.pretrained import PRETRAINED
+
+
+def test_models_lists_the_shipped_models(capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["models"]) == 0
+    out = capsys.readouterr().out
+    for name in PRETRAINED:
+        assert name in out
+    assert "1×28×28" in out and "MB" in out
