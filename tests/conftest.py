@@ -8,6 +8,27 @@ import pytest
 import torch
 from torch import Tensor, nn
 
+from cogenerate.data.images import FASHION_MNIST_ROOT, fashion_mnist_available
+
+FASHION_MNIST_MISSING = (
+    f"needs the Fashion-MNIST data, not found in {FASHION_MNIST_ROOT} (apt-get install dataset-fashion-mnist, "
+    f"or set COGENERATE_FASHION_MNIST_ROOT to a folder of its IDX files)"
+)
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    config.addinivalue_line("markers", "fashion_mnist: needs the Fashion-MNIST data set; skipped when it is missing")
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """Tests marked ``@pytest.mark.fashion_mnist`` skip, with the reason, where the data is missing."""
+    if fashion_mnist_available():
+        return
+    skip = pytest.mark.skip(reason=FASHION_MNIST_MISSING)
+    for item in items:
+        if item.get_closest_marker("fashion_mnist") is not None:
+            item.add_marker(skip)
+
 
 class LinearGenerator(nn.Module):
     """G(z) = A z + b."""

@@ -5,12 +5,10 @@ from pathlib import Path
 
 import pytest
 
-from cogenerate.data.images import FASHION_MNIST_ROOT
-
 README = Path(__file__).resolve().parents[1] / "README.md"
 
 
-@pytest.mark.skipif(not FASHION_MNIST_ROOT.exists(), reason="needs `apt-get install dataset-fashion-mnist`")
+@pytest.mark.fashion_mnist
 def test_readme_python_example_runs():
     block = re.findall(r"```python\n(.*?)```", README.read_text(), re.S)[0]
     namespace: dict = {}

