@@ -11,6 +11,7 @@ import torch
 from safetensors.torch import load_file
 
 from cogenerate.checkpoint import list_checkpoints, load_checkpoint
+from cogenerate.models.loading import load_model
 from cogenerate.training.runs import LOSSES_FILE, plan_run, train_family, train_run
 
 DATA = torch.rand(20, 1, 28, 28, generator=torch.Generator().manual_seed(0)) * 2 - 1
@@ -65,6 +66,8 @@ def test_train_family_writes_a_run_folder_and_resumes(tmp_path: Path) -> None:
                             checkpoint_every=2)
     assert again.losses == straight.losses
     assert (tmp_path / LOSSES_FILE).read_text() == (tmp_path / "straight" / LOSSES_FILE).read_text()
+    model = load_model(tmp_path)  # the run folder's latest checkpoint
+    assert model.family == "dcgan" and model.x_shape == (1, 28, 28) and model.config["iteration"] == 6
     with pytest.raises(ValueError, match="already holds a checkpoint at iteration 6 > iterations 5"):
         train_family("dcgan", DATA, out=tmp_path, iterations=5, settings=TINY)
 

@@ -20,9 +20,12 @@ downloaded.
 then ``cp <run>/iter_0006000.{safetensors,json}`` (``iter_0005000`` for MNIST) to
 ``cogenerate/weights/<name>.{safetensors,json}``.
 
->>> from cogenerate.models.pretrained import load_pretrained
+>>> from cogenerate.models.pretrained import load_pretrained, load_pretrained_model
 >>> checkpoint = load_pretrained("fashion-mnist")
 >>> generator = checkpoint.modules["generator"]        # (N, 100) -> (N, 1, 28, 28) in [-1, 1]
+>>> model = load_pretrained_model("fashion-mnist")     # the same, as a GenerativeModel
+>>> model.family, model.x_shape
+('dcgan', (1, 28, 28))
 """
 
 from __future__ import annotations
@@ -31,13 +34,16 @@ import json
 from importlib import resources
 from importlib.resources.abc import Traversable
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import torch
 
 from cogenerate.checkpoint import Checkpoint, load_checkpoint
 
-__all__ = ["PRETRAINED", "load_pretrained", "pretrained_config", "pretrained_files"]
+if TYPE_CHECKING:
+    from cogenerate.models.base import GenerativeModel
+
+__all__ = ["PRETRAINED", "load_pretrained", "load_pretrained_model", "pretrained_config", "pretrained_files"]
 
 PRETRAINED: dict[str, str] = {
     "fashion-mnist": "DCGAN on the Fashion-MNIST training set, 28×28 grey",
@@ -101,3 +107,18 @@ def load_pretrained(name: str, *, device: torch.device | str | None = None) -> C
         if config_path.parent != weights_path.parent:  # zipped install: extracted to different places
             raise ValueError(f"pretrained model {name!r}: weights and config are not side by side")
         return load_checkpoint(config_path, device=device)
+
+
+def load_pretrained_model(name: str, *, device: torch.device | str | None = None) -> GenerativeModel:
+    """Shipped model ``name`` as a :class:`~cogenerate.models.base.GenerativeModel`.
+
+    Family ``"dcgan"``, parts ``"generator"`` and ``"discriminator"`` (see
+    :func:`load_pretrained`), standard-normal prior, ``x_shape`` ``(1, 28, 28)``, and the
+    command that trained it. Same as ``load_model(name)``.
+
+    Raises:
+        ValueError: unknown name or missing files.
+    """
+    from cogenerate.models.loading import model_from_checkpoint  # loading imports this module
+
+    return model_from_checkpoint(load_pretrained(name, device=device))
