@@ -13,6 +13,7 @@ from cogenerate.models.toy import ToyDiscriminator, ToyGenerator
 from cogenerate.checkpoint import (
     CheckpointError,
     checkpoint_files,
+    delete_checkpoint,
     latest_checkpoint,
     list_checkpoints,
     load_checkpoint,
@@ -220,3 +221,16 @@ def test_latest_checkpoint(tmp_path: Path) -> None:
     assert [it for it, _ in list_checkpoints(tmp_path)] == [5, 20, 100]
     assert latest_checkpoint(tmp_path) == tmp_path / "iter_0000100"
     assert checkpoint_files(tmp_path / "iter_0000100.json")["weights"] == tmp_path / "iter_0000100.safetensors"
+
+
+def test_step_state_round_trips_and_delete_checkpoint(tmp_path: Path) -> None:
+    step_state = {"k": torch.tensor(0.25), "count": 3, "history": [1.0, 2.0]}
+    _save(tmp_path / "ck", step_state=step_state)
+    state = restore_checkpoint(tmp_path / "ck", _modules(seed=4))
+    assert state.iteration == 7 and state.rng_state is None
+    assert torch.equal(state.step_state["k"], step_state["k"]) and state.step_state["history"] == [1.0, 2.0]
+    _save(tmp_path / "plain")
+    assert restore_checkpoint(tmp_path / "plain", _modules()).step_state is None
+    delete_checkpoint(tmp_path / "ck.json")
+    delete_checkpoint(tmp_path / "ck")  # already gone: no error
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["plain.json", "plain.safetensors"]
