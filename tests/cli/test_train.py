@@ -72,3 +72,27 @@ def test_train_errors(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> Non
     assert "iteration 3" in line
     assert main(["--quiet", "train", "--out", str(run), "--iterations", "3"]) == 0
     assert "nothing to do" in capsys.readouterr().out
+
+
+def test_train_family_flag_and_family_options_from_the_registry(tmp_path: Path,
+                                                                capsys: pytest.CaptureFixture[str]) -> None:
+    from cogenerate.training.dcgan import gan_step, make_dcgan_optimizers
+    from cogenerate.training.families import FAMILIES, Family, Option, register_family
+
+    line = error_line(capsys, ["train", "--family", "nope", "--data", "digits", "--out", str(tmp_path / "a")])
+    assert "unknown model family 'nope'; known: dcgan" in line
+    # a newly registered family brings its own flags: no change to the command line needed
+    register_family(Family(name="cli-test-family", step=gan_step, make_optimizers=make_dcgan_optimizers,
+                           losses=("loss",), options={"depth_scale": Option(3, "how deep it goes")},
+                           description="a family registered by a test"))
+    try:
+        with pytest.raises(SystemExit):
+            main(["train", "--help"])
+        help_text = capsys.readouterr().out
+        assert "cli-test-family" in help_text and "a family registered by a test" in help_text
+        assert "--depth-scale" in help_text and "how deep it goes (default: 3)" in help_text
+        assert "--width" in help_text and "DCGAN: DCGAN width" in help_text
+        line = error_line(capsys, ["train", "--data", "digits", "--out", str(tmp_path / "b"), "--depth-scale", "2"])
+        assert "--depth-scale: not an option of the DCGAN family" in line
+    finally:
+        FAMILIES.pop("cli-test-family", None)

@@ -68,5 +68,8 @@ def test_register_family_refuses_a_taken_name_and_bad_definitions() -> None:
     with pytest.raises(ValueError, match="common setting"):
         Family(name="x", step=gan_step, make_optimizers=make_dcgan_optimizers, losses=("loss",),
                options={"batch_size": Option(1, "clash")})
+    with pytest.raises(ValueError, match="reserved for the run"):
+        Family(name="x", step=gan_step, make_optimizers=make_dcgan_optimizers, losses=("loss",),
+               options={"data": Option("a", "clash")})
     with pytest.raises(ValueError, match="letters, digits"):
         Family(name="a b", step=gan_step, make_optimizers=make_dcgan_optimizers, losses=("loss",))

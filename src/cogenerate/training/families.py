@@ -34,6 +34,8 @@ __all__ = [
     "FAMILIES",
     "Family",
     "Option",
+    "RESERVED_NAMES",
+    "RUN_SETTINGS",
     "StepFn",
     "family_names",
     "get_family",
@@ -99,10 +101,16 @@ class Option:
 
 
 COMMON_SETTINGS: dict[str, Option] = {
-    "batch_size": Option(64, "batch size: real images per step (and latents per fake batch)", minimum=1),
-    "latent_dim": Option(100, "latent dimension (100 in the DCGAN paper, Radford et al. 2016)", minimum=1),
+    "batch_size": Option(64, "batch size", minimum=1),
+    "latent_dim": Option(100, "latent dimension", minimum=1),
 }
 """Settings every family reads (defaults of the DCGAN paper, Radford et al. 2016, §4)."""
+
+RUN_SETTINGS = ("family", "data", "size", "channels", "seed", "iterations", "checkpoint_every", "keep_every")
+"""Settings of a training run besides the family's (see :mod:`cogenerate.training.runs`)."""
+
+RESERVED_NAMES = (*RUN_SETTINGS, "out", "device", "threads", "quiet", "debug")
+"""Names a family option may not take: the run's settings and the command line's own options."""
 
 
 @dataclass(frozen=True)
@@ -154,6 +162,12 @@ class Family:
         clash = sorted(set(self.options) & set(COMMON_SETTINGS))
         if clash:
             raise ValueError(f"family {self.name!r} redefines the common setting(s) {clash}")
+        reserved = sorted(set(self.options) & set(RESERVED_NAMES))
+        if reserved:
+            raise ValueError(f"family {self.name!r}: option name(s) {reserved} are reserved for the run")
+        bad = [name for name in self.options if not name.isidentifier()]
+        if bad:
+            raise ValueError(f"family {self.name!r}: option names must be identifiers, got {bad}")
 
     @property
     def label(self) -> str:

@@ -28,7 +28,7 @@ import torch
 from torch import Tensor
 
 from cogenerate.checkpoint import checkpoint_files, list_checkpoints
-from cogenerate.training.families import COMMON_SETTINGS, Family, get_family, resolve_settings
+from cogenerate.training.families import COMMON_SETTINGS, RUN_SETTINGS, Family, get_family, resolve_settings
 from cogenerate.training.loop import TrainResult, train
 
 __all__ = [
@@ -57,8 +57,6 @@ GRID_SEED_OFFSET = 7919
 so they share no stream with the run's own ``seed``)."""
 LOSSES_FILE = "losses.csv"
 
-RUN_SETTINGS = ("family", "data", "size", "channels", "seed", "iterations", "checkpoint_every", "keep_every")
-"""Settings of a run besides the family's (:data:`~cogenerate.training.families.COMMON_SETTINGS` and options)."""
 _EXTENDABLE = ("checkpoint_every", "keep_every", "iterations")  # a resumed run may change these
 
 
