@@ -3,8 +3,8 @@
 The generator maps a 2-D standard-normal latent to the plane; trained on the ring of five
 Gaussians (:func:`cogenerate.data.toy.ring_of_gaussians`) it learns to fold the latent plane
 onto the five modes, which is what makes the landscape of ``‖x2 − G(z)_2‖²`` ragged (the
-paper's Fig. 1). Architecture only: losses live in ``training/losses.py`` and the training
-loop in ``training/gan.py``.
+paper's Fig. 1). Architecture only: its GAN losses and step live in ``training/dcgan.py``, the toy
+training run in ``training/gan.py``.
 
 The defaults (G: 3 hidden layers of 64, D: 3 hidden layers of 96; 8.6k and 19k parameters)
 are those of :func:`cogenerate.training.gan.train_toy_gan`: a discriminator somewhat wider
