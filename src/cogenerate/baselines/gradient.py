@@ -120,9 +120,10 @@ def gradient_descent(
         optimizer.step()
         trace.append(best_objective.mean())
         done = i + 1
-        log_weights = torch.zeros((b, chains), device=observed.device, dtype=observed.dtype)
-        if notify(callback, lambda: Step((i + 1) / steps, best_z, best_x, log_weights - math.log(chains), None,
-                                         {"objective": trace[-1]})):
+        uniform = (b, chains)
+        if notify(callback, lambda: Step(done / steps, best_z, best_x,
+                                         torch.full(uniform, -math.log(chains), device=observed.device, dtype=observed.dtype),
+                                         None, {"objective": trace[-1]})):
             break
     if best_x is None:  # steps == 0
         raise ValueError("gradient descent needs at least one step")
