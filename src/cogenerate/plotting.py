@@ -22,7 +22,7 @@ from torch import Tensor
 
 from cogenerate.data.images import to_uint8
 
-__all__ = ["image_grid", "save_image_grid", "hidden_as_grey", "observed_view", "completion_figure"]
+__all__ = ["image_grid", "save_image_grid", "hidden_as_grey", "observed_view", "completion_figure", "completions_table_figure"]
 
 HIDDEN_GREY = 0.0
 """Value in ``[-1, 1]`` used to paint hidden pixels in figures (mid grey)."""
@@ -174,5 +174,68 @@ def completion_figure(
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     fig.savefig(path, dpi=120)
+    plt.close(fig)
+    return path
+
+
+def completions_table_figure(
+    path: str | Path,
+    *,
+    truth: Tensor,
+    observed: Tensor,
+    completions: Tensor,
+    mean: Tensor,
+    std: Tensor,
+    row_labels: Sequence[str] | None = None,
+    title: str | None = None,
+) -> Path:
+    """Several completed images, one per row: truth, observed input, completions, posterior
+    mean and std map (one colour scale shared by every row, so rows compare).
+
+    Args:
+        path: PNG to write.
+        truth: ``(N, C, H, W)`` the images.
+        observed: ``(N, C, H, W)`` what the sampler saw (see :func:`observed_view`).
+        completions: ``(N, K, C, H, W)`` completions to show per image.
+        mean: ``(N, C, H, W)`` weighted posterior means.
+        std: ``(N, C, H, W)`` per-pixel posterior std (averaged over channels).
+        row_labels: one caption per image, shown left of its row.
+        title: figure title.
+
+    Returns:
+        The path written.
+    """
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    n, k = completions.shape[:2]
+    ncol = k + 4
+    fig = plt.figure(figsize=(1.05 * ncol + 1.5, 1.08 * n + (0.45 if title else 0.2)))
+    grid = fig.add_gridspec(n, ncol + 1, width_ratios=[1.0] * ncol + [0.08], wspace=0.08, hspace=0.12)
+    heat = std.detach().to("cpu", torch.float32).mean(1).numpy()  # (N, H, W)
+    top = max(float(heat.max()), 1e-6)
+    heading = ["truth", "observed", *[f"completion {j + 1}" for j in range(k)], "posterior mean", "posterior std"]
+    shown = None
+    for i in range(n):
+        row = [truth[i], observed[i], *completions[i], mean[i]]
+        axes = [fig.add_subplot(grid[i, j]) for j in range(ncol)]
+        for j, image in enumerate(row):
+            _show(axes[j], image, heading[j] if i == 0 else "")
+        shown = axes[-1].imshow(heat[i], cmap="magma", vmin=0.0, vmax=top, interpolation="nearest")
+        axes[-1].set_title(heading[-1] if i == 0 else "", fontsize=8)
+        axes[-1].set_xticks([])
+        axes[-1].set_yticks([])
+        if row_labels is not None:
+            axes[0].set_ylabel(row_labels[i], fontsize=7, rotation=0, ha="right", va="center", labelpad=4)
+    colorbar = fig.colorbar(shown, cax=fig.add_subplot(grid[:, -1]))
+    colorbar.ax.tick_params(labelsize=6)
+    colorbar.set_label("posterior std (pixel values in [-1, 1])", fontsize=7)
+    if title:
+        fig.suptitle(title, fontsize=9)
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(path, dpi=120, bbox_inches="tight")
     plt.close(fig)
     return path

@@ -84,7 +84,7 @@ def build_parser() -> argparse.ArgumentParser:
         ),
         epilog=(
             "examples:\n"
-            "  cogen demo                                  # toy GAN, gd vs ais vs smc, < 3 min\n"
+            "  cogen demo                                  # toy GAN (gd vs ais vs smc) + completing shipped images, ~1 min\n"
             "  cogen models                                # shipped generators\n"
             "  cogen complete --model fashion-mnist --dataset fashion-mnist --index 7 --mask centre\n"
             "  cogen complete --model mnist --image digit.png --mask top-half --method ais\n"
