@@ -261,6 +261,9 @@ class SMCPolish(MethodSettings):
         prior_weight: 1 polishes toward the posterior mode, 0 toward the best fit of Eq. (1).
         polish_from: "tempered" (the particles from before a budget-forced jump to β = 1,
             which still cover the basins) or "final" (SMC's final, resampled particles).
+        restart_fraction: share of the polished chains that start from the best-fitting of
+            SMC's candidate draws (gd-best's starts, no extra draws) instead of SMC's
+            particles: a hedge for when SMC's particles all sit in one wrong basin.
     """
 
     name: ClassVar[str] = "smc-polish"
@@ -274,8 +277,11 @@ class SMCPolish(MethodSettings):
     lr: float = 0.01
     prior_weight: float = 1.0
     polish_from: str = "tempered"
+    restart_fraction: float = 0.0
 
     def __post_init__(self) -> None:
+        if not 0 <= self.restart_fraction <= 1:
+            raise ValueError(f"restart_fraction must lie in [0, 1], got {self.restart_fraction!r}")
         if not isinstance(self.smc, SMC):
             raise ValueError(f"smc must be SMC settings (cg.SMC(...)), got {type(self.smc).__name__}")
         _fraction("polish_fraction", self.polish_fraction, closed_low=True)
@@ -305,6 +311,9 @@ class SMCPolish(MethodSettings):
         if steps < 1 or sampled.cancelled:
             return sampled._replace(info=info)
         start = sampled.info.tempered_latents if self.polish_from == "tempered" else sampled.latents
+        restarts = round(self.restart_fraction * chains)
+        if restarts and sampled.info.best_candidates is not None:
+            start = torch.cat([start[:, : chains - restarts], sampled.info.best_candidates[:, :restarts]], dim=1)
         polished = gradient_descent(
             posterior, chains=chains, rng=rng, steps=steps, lr=self.lr, init=start,
             prior_weight=self.prior_weight, likelihood_weight=sampled.info.likelihood_weight,

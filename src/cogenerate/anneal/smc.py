@@ -55,6 +55,8 @@ class SMCInfo(NamedTuple):
     # The final target: the likelihood's weight β and the noise scale it amounts to.
     likelihood_weight: Tensor  # (B,)
     noise_scale: Tensor  # (B,)
+    # The C best-fitting of the candidate draws (gd-best's starts), when started from candidates.
+    best_candidates: Tensor | None = None  # (B, C, D)
 
     def diagnostics(self) -> dict:
         return self._asdict()
@@ -84,11 +86,12 @@ def _gather(tensor: Tensor, index: Tensor) -> Tensor:
 def _start_from_candidates(
     posterior: Posterior, *, chains: int, candidates: int, rng: torch.Generator, target_ess: float,
     correction: Callable[[Tensor], Tensor] | None, init: str | Proposal,
-) -> tuple[Tensor, Tensor, Tensor, Tensor]:
+) -> tuple[Tensor, Tensor, Tensor, Tensor, Tensor]:
     """First tempering step over ``candidates`` draws from ``init``, forward passes only.
 
     Returns ``chains`` resampled latents ``(B, C, D)``, the reached β ``(B,)``, the
-    log-evidence increment ``(B,)`` and the ceiling on β ``(B,)``.
+    log-evidence increment ``(B,)``, the ceiling on β ``(B,)`` and the ``chains`` best-fitting
+    draws ``(B, C, D)``.
     """
     b = posterior.batch
     z, log_w0 = draw_initial(posterior, init, candidates, rng=rng, need_density=True)
@@ -102,7 +105,8 @@ def _start_from_candidates(
     increment = weight_increment(beta, log_lik)
     log_z = torch.logsumexp(uniform + increment, dim=-1)
     ancestors = systematic_resample(rng, increment if log_w0 is None else log_w0 + increment, num=chains)
-    return _gather(z, ancestors), beta, log_z, ceiling
+    best = _gather(z, log_lik.topk(chains, dim=1).indices)
+    return _gather(z, ancestors), beta, log_z, ceiling, best
 
 
 def _evidence_correction(posterior: Posterior) -> Callable[[Tensor], Tensor]:
@@ -187,8 +191,9 @@ def smc(
     log_z = torch.zeros(b, device=device, dtype=dtype)
     log_w = torch.full((b, chains), -math.log(chains), device=device, dtype=dtype)
     steps = 0
+    best_candidates = None
     if candidates > chains:
-        z, beta, log_z, ceiling = _start_from_candidates(posterior, chains=chains, candidates=candidates, rng=rng,
+        z, beta, log_z, ceiling, best_candidates = _start_from_candidates(posterior, chains=chains, candidates=candidates, rng=rng,
                                                          target_ess=target_ess, correction=correction, init=init)
         steps = 1
     else:
@@ -289,6 +294,7 @@ def smc(
         tempered_beta=beta.cpu() if tempered_beta is None else tempered_beta.cpu(),
         likelihood_weight=beta,
         noise_scale=posterior.noise.tempered_scale(beta).cpu(),
+        best_candidates=best_candidates,
     )
     log_evidence = log_z if correction is None else log_z + correction(beta)
     if cancelled:
