@@ -31,7 +31,7 @@ ARCHITECTURES: dict[str, type[nn.Module]] = {}
 
 # Modules of this package that register architectures when imported. build_module imports
 # them on a lookup miss, so a checkpoint can be loaded without importing the model first.
-_BUILTIN_MODEL_MODULES = ("cogenerate.models.toy", "cogenerate.models.dcgan")
+_BUILTIN_MODEL_MODULES = ("cogenerate.models.toy", "cogenerate.models.dcgan", "cogenerate.models.ebgan", "cogenerate.models.began")
 
 ModuleType = TypeVar("ModuleType", bound=type[nn.Module])
 
