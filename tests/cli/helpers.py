@@ -23,17 +23,19 @@ def error_line(capsys: pytest.CaptureFixture[str], argv: list[str]) -> str:
 
 
 class TinyConvGenerator(nn.Module):
-    """A third-party-style generator: z -> (N, channels, side, side) in [-1, 1], and no
-    ``latent_dim`` attribute (the command line needs ``--latent-dim``)."""
+    """A third-party-style generator: z -> (N, channels, side, side) in [-1, 1], with no
+    ``latent_dim`` attribute (the command line needs ``--latent-dim``) and, as many GANs, a
+    batch norm that cannot run on one sample in training mode."""
 
     def __init__(self, latent: int, channels: int, side: int):
         super().__init__()
         self.shape = (channels, side, side)
         rng = torch.Generator().manual_seed(0)
+        self.norm = nn.BatchNorm1d(latent)
         self.weight = nn.Parameter(torch.randn(latent, channels * side * side, generator=rng) / latent**0.5)
 
     def forward(self, z: Tensor) -> Tensor:
-        return torch.tanh(z @ self.weight).reshape(z.shape[0], *self.shape)
+        return torch.tanh(self.norm(z) @ self.weight).reshape(z.shape[0], *self.shape)
 
 
 def rgb_generator() -> nn.Module:

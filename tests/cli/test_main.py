@@ -42,3 +42,20 @@ def test_console_script_entry_point() -> None:
     done = subprocess.run([*command, "models"], capture_output=True, text=True, timeout=120)
     assert done.returncode == 0, done.stderr
     assert "fashion-mnist" in done.stdout
+
+
+def test_console_script_finds_a_factory_in_the_current_folder(tmp_path: Path) -> None:
+    """`cogen complete --model mygan:make` imports ./mygan.py, as a user would keep it."""
+    (tmp_path / "mygan.py").write_text(
+        "import torch\n\n"
+        "def make():\n"
+        "    torch.manual_seed(0)\n"
+        "    return torch.nn.Sequential(torch.nn.Linear(4, 64), torch.nn.Tanh(), torch.nn.Unflatten(1, (1, 8, 8)))\n"
+    )
+    cogen = Path(sys.executable).parent / "cogen"
+    command = [str(cogen)] if cogen.exists() else [sys.executable, "-m", "cogenerate.cli"]
+    argv = ["--quiet", "complete", "--model", "mygan:make", "--latent-dim", "4", "--dataset", "digits", "--index", "0",
+            "--mask", "top-half", "--method", "gd", "--steps", "2", "--chains", "2", "--out", "out"]
+    done = subprocess.run([*command, *argv], capture_output=True, text=True, timeout=120, cwd=tmp_path)
+    assert done.returncode == 0, done.stderr
+    assert (tmp_path / "out" / "completion.json").is_file()
