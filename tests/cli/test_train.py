@@ -80,7 +80,7 @@ def test_train_family_flag_and_family_options_from_the_registry(tmp_path: Path,
     from cogenerate.training.families import FAMILIES, Family, Option, register_family
 
     line = error_line(capsys, ["train", "--family", "nope", "--data", "digits", "--out", str(tmp_path / "a")])
-    assert "unknown model family 'nope'; known: dcgan" in line
+    assert "unknown model family 'nope'; known: " in line and "dcgan" in line
     # a newly registered family brings its own flags: no change to the command line needed
     register_family(Family(name="cli-test-family", step=gan_step, make_optimizers=make_dcgan_optimizers,
                            losses=("loss",), options={"depth_scale": Option(3, "how deep it goes")},
