@@ -17,12 +17,12 @@ import sys
 from collections.abc import Sequence
 from typing import Any
 
-from cogenerate.cli import complete, demo, evaluate, models, reproduce, train
+from cogenerate.cli import complete, demo, evaluate, models, reproduce, sample, train
 from cogenerate.cli.common import PROG, Formatter
 
 __all__ = ["main", "build_parser"]
 
-COMMANDS = (demo, reproduce, train, complete, evaluate, models)
+COMMANDS = (demo, reproduce, train, complete, sample, evaluate, models)
 
 
 def main(argv: Sequence[str] | None = None) -> int:
