@@ -12,7 +12,7 @@ from typing import Any
 
 import torch
 
-from cogenerate.api import DEFAULT_METHOD, DEFAULT_NOISE_STD
+from cogenerate.api import DEFAULT_METHOD, DEFAULT_NOISE_STD, resolve_noise
 from cogenerate.methods import resolve_method
 from cogenerate.cli.common import (
     PROGRESS_STEPS, command_line, fraction_bar, note, positive_noise_std, print_files, progress_bar, seed_of, setup,
@@ -85,10 +85,8 @@ def register(command: Callable[..., argparse.ArgumentParser]) -> None:
 
 
 def _requested_noise_std(args: argparse.Namespace) -> float | str:
-    """``--noise-std`` as the method read it: "auto" or a number."""
-    if args.noise_std is not None:
-        return args.noise_std
-    return "auto" if resolve_method(args.method).fits_noise else DEFAULT_NOISE_STD
+    """``--noise-std`` as the method read it: "auto" or a number (resolved where complete() resolves it)."""
+    return resolve_noise(resolve_method(args.method), args.noise_std)
 
 
 def image_shape(model: Any, label: str) -> tuple[int, int]:
