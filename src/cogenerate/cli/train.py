@@ -65,7 +65,7 @@ def register(command: Callable[..., argparse.ArgumentParser]) -> None:
         _add_option(parser, name, option, option.help)
     group = parser.add_argument_group("options of the families (only those of the run's family may be given)")
     for name, (option, owners) in _family_options().items():
-        _add_option(group, name, option, f"{'/'.join(owners)}: {option.help}")
+        _add_option(group, name, option, f"{'/'.join(owners)}: {option.help}{_other_defaults(name, option)}")
     parser.add_argument("--checkpoint-every", type=int, default=None,
                         help=f"checkpoint and sample grid every K iterations (default: {DEFAULT_CHECKPOINT_EVERY})")
     parser.add_argument("--keep-every", type=int, default=None,
@@ -108,13 +108,24 @@ def run(args: argparse.Namespace) -> int:
 
 
 def _family_options() -> dict[str, tuple[Option, list[str]]]:
-    """Every family's options: name -> (the first family's definition, the families that have it)."""
+    """Every family's options: name -> (the definition of the default family, else of the first
+    family that has it, and the families that have it)."""
     options: dict[str, tuple[Option, list[str]]] = {}
-    for name in family_names():
+    for name in sorted(family_names(), key=lambda family_name: family_name != DEFAULT_FAMILY):
         family = FAMILIES[name]
         for option_name, option in family.options.items():
             options.setdefault(option_name, (option, []))[1].append(family.label)
-    return options
+    return {name: (option, sorted(owners)) for name, (option, owners) in options.items()}
+
+
+def _other_defaults(name: str, shown: Option) -> str:
+    """`` [BEGAN: 0.0001]`` for the families whose default of option ``name`` differs from ``shown``'s."""
+    others = [f"{FAMILIES[family].label}: {FAMILIES[family].options[name].default:g}"
+              if isinstance(FAMILIES[family].options[name].default, float)
+              else f"{FAMILIES[family].label}: {FAMILIES[family].options[name].default}"
+              for family in family_names()
+              if name in FAMILIES[family].options and FAMILIES[family].options[name].default != shown.default]
+    return f" [{', '.join(others)}]" if others else ""
 
 
 def _add_option(parser: Any, name: str, option: Option, help_text: str) -> None:
