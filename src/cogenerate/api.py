@@ -9,6 +9,7 @@ from typing import Any
 import torch
 from torch import Tensor, distributions, nn
 
+from cogenerate.encoders import with_encoder_init
 from cogenerate.methods import DEFAULT_METHOD, METHODS, MethodSettings, resolve_method
 from cogenerate.models.base import GenerativeModel
 from cogenerate.operators import Mask, NoiseModel, Operator, make_noise
@@ -318,6 +319,7 @@ def complete(
             raise ValueError(f"{name} must be a positive integer or None, got {value}")
     noise_std = resolve_noise(settings, noise_std)
     model = _as_model(model, latent_dim, prior)
+    settings = with_encoder_init(settings, model)  # a model's encoder q(z | x_o) replaces init="prior"
     critic, weight = _critic(model, settings, discriminator, discriminator_weight)
     if noise_std == "auto" and critic is not None:
         raise ValueError("noise_std='auto' fits the noise scale of the likelihood alone; it cannot be combined with a "
