@@ -42,8 +42,8 @@ from cogenerate.training.families import Family, Option, register_family
 from cogenerate.training.optim import adam
 
 __all__ = [
-    "VAE", "VAELoss", "build_encoder_and_decoder", "gaussian_kl", "gaussian_nll", "reparameterize",
-    "training_masks", "vae_loss", "vae_step",
+    "VAE", "VAELoss", "build_encoder_and_decoder", "check_image_shape", "gaussian_kl", "gaussian_nll",
+    "initialise_parts", "reparameterize", "training_masks", "vae_loss", "vae_step",
 ]
 
 ADAM_BETAS: tuple[float, float] = (0.9, 0.999)
@@ -149,10 +149,7 @@ def build_encoder_and_decoder(settings: Mapping[str, Any], image_shape: tuple[in
                               mask_aware: bool = False) -> dict[str, nn.Module]:
     """A DCGAN generator (the decoder) and a :class:`GaussianEncoder`, on the CPU, every weight
     from ``rng`` (N(0, 0.02), :func:`~cogenerate.models.dcgan.weights_init`), generator first."""
-    channels, height, width_px = (int(v) for v in image_shape)
-    if height != width_px or height not in IMAGE_SIZES:
-        raise ValueError(f"this family needs square images of side {', '.join(map(str, IMAGE_SIZES))}; "
-                         f"got {height}×{width_px}")
+    channels, height = check_image_shape(image_shape)
     latent_dim, width = int(settings["latent_dim"]), int(settings["width"])
     with torch.device("meta"):  # no default initialisation: it would draw from the global RNG
         parts: dict[str, nn.Module] = {
@@ -160,6 +157,12 @@ def build_encoder_and_decoder(settings: Mapping[str, Any], image_shape: tuple[in
             "encoder": GaussianEncoder(latent_dim, image_size=height, channels=channels, width=width,
                                        mask_aware=mask_aware),
         }
+    return initialise_parts(parts, rng=rng)
+
+
+def initialise_parts(parts: dict[str, nn.Module], *, rng: torch.Generator) -> dict[str, nn.Module]:
+    """Materialise modules built on the meta device on the CPU, in order, every weight from
+    ``rng`` (N(0, 0.02), :func:`~cogenerate.models.dcgan.weights_init`), batch-norm statistics reset."""
     for module in parts.values():
         module.to_empty(device="cpu")
         weights_init(module, rng=rng)
@@ -167,6 +170,15 @@ def build_encoder_and_decoder(settings: Mapping[str, Any], image_shape: tuple[in
             if isinstance(layer, nn.modules.batchnorm._BatchNorm):
                 layer.reset_running_stats()
     return parts
+
+
+def check_image_shape(image_shape: tuple[int, ...]) -> tuple[int, int]:
+    """``(channels, side)`` of a square image shape the DCGAN layer plans support; ValueError otherwise."""
+    channels, height, width_px = (int(v) for v in image_shape)
+    if height != width_px or height not in IMAGE_SIZES:
+        raise ValueError(f"this family needs square images of side {', '.join(map(str, IMAGE_SIZES))}; "
+                         f"got {height}×{width_px}")
+    return channels, height
 
 
 def _step(modules: Mapping[str, nn.Module], optimizers: Mapping[str, torch.optim.Optimizer], real: Tensor,
