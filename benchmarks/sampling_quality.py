@@ -4,11 +4,12 @@ For each model and method: draw ``--n`` samples with :func:`cogenerate.sampling.
 (the critic calibrated on the Fashion-MNIST validation split, ``test[5000:]``), then score them
 with the evaluation protocol of issue 8 (:func:`cogenerate.evaluation.evaluate_samples`: FD with
 a bootstrap interval, precision and recall, k = 3, against ``test[:5000]``). Results are appended
-to ``--json`` one (model, method) at a time, and entries already there are skipped, so the
-script can be stopped and run again.
+to ``--json`` one (model, method) at a time; samples already drawn (``--samples-dir``) and
+entries already scored are not redone, so the script can be stopped and run again, and
+``--no-scores`` draws the samples before the classifier is there.
 
     .venv/bin/python benchmarks/sampling_quality.py --json runs/bench/sampling_quality.json \
-        --models fashion-mnist fashion-mnist-ebgan fashion-mnist-ebgan-pt fashion-mnist-began \
+        --samples-dir runs/bench/samples --models fashion-mnist fashion-mnist-ebgan fashion-mnist-ebgan-pt fashion-mnist-began \
         --methods plain drs mh ddls --n 5000 --mh-chain-length 64 --ddls-steps 100
 """
 
@@ -29,43 +30,50 @@ from cogenerate.models.loading import load_model
 from cogenerate.sampling import run_sampler
 
 
-def measure(model_spec: str, method: str, *, n: int, seed: int, options: dict[str, Any],
-            validation: torch.Tensor, samples_dir: Path | None) -> dict[str, Any]:
+def draw(model_spec: str, method: str, *, n: int, seed: int, options: dict[str, Any], validation: torch.Tensor,
+         folder: Path) -> dict[str, Any]:
+    """Sample with ``method`` and write ``folder/samples.npy`` and ``folder/sample.json``."""
     model = load_model(model_spec)
     started = time.perf_counter()
     run = run_sampler(model, method, n=n, rng=torch.Generator().manual_seed(seed), validation=validation, **options)
     seconds = time.perf_counter() - started
-    samples = run.result.samples.clamp(-1, 1).float()
-    if samples_dir is not None:
-        folder = samples_dir / f"{Path(model_spec).name}-{method}"
-        folder.mkdir(parents=True, exist_ok=True)
-        np.save(folder / "samples.npy", samples.numpy())
-    quality = evaluate_samples(samples, "fashion-mnist", rng=torch.Generator().manual_seed(seed + 1))
+    folder.mkdir(parents=True, exist_ok=True)
+    np.save(folder / "samples.npy", run.result.samples.clamp(-1, 1).float().numpy())
     calibration = run.calibration
-    return {
+    meta = {
         "model": model_spec, "family": model.family, "method": method, "n": n, "seed": seed,
-        "fd": quality.fd, "fd_interval": list(quality.fd_interval),
-        "precision": quality.precision_recall.precision, "recall": quality.precision_recall.recall,
         "acceptance_rate": run.result.acceptance_rate, "generator_calls_per_sample": run.result.calls_per_sample,
         "constants": run.result.stats, "seconds": seconds,
         "calibration": None if calibration is None else calibration._asdict(),
     }
+    (folder / "sample.json").write_text(json.dumps(meta, indent=2) + "\n")
+    return meta
+
+
+def score(folder: Path, seed: int) -> dict[str, Any]:
+    """The evaluation protocol's FD, precision and recall of ``folder/samples.npy``."""
+    meta = json.loads((folder / "sample.json").read_text())
+    samples = torch.from_numpy(np.load(folder / "samples.npy"))
+    quality = evaluate_samples(samples, "fashion-mnist", rng=torch.Generator().manual_seed(seed + 1))
+    return {**meta, "fd": quality.fd, "fd_interval": list(quality.fd_interval)[:2],
+            "precision": quality.precision_recall.precision, "recall": quality.precision_recall.recall}
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--json", required=True)
+    parser.add_argument("--json", required=True, help="scores of every (model, method), appended")
+    parser.add_argument("--samples-dir", required=True, help="where each (model, method) keeps its samples")
     parser.add_argument("--models", nargs="+", required=True)
     parser.add_argument("--methods", nargs="+", default=["plain", "drs", "mh", "ddls"])
     parser.add_argument("--n", type=int, default=5000)
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--mh-chain-length", type=int, default=64)
     parser.add_argument("--ddls-steps", type=int, default=100)
-    parser.add_argument("--samples-dir", default=None)
+    parser.add_argument("--no-scores", action="store_true", help="only draw the samples (score them later)")
     args = parser.parse_args()
     torch.set_num_threads(1)
 
-    path = Path(args.json)
+    path, samples_dir = Path(args.json), Path(args.samples_dir)
     results: list[dict[str, Any]] = json.loads(path.read_text()) if path.is_file() else []
     done = {(r["model"], r["method"]) for r in results}
     validation = load_split("fashion-mnist", "validation")
@@ -75,15 +83,20 @@ def main() -> None:
         for method in args.methods:
             if (model_spec, method) in done:
                 continue
-            row = measure(model_spec, method, n=args.n, seed=args.seed, options=options[method],
-                          validation=validation, samples_dir=Path(args.samples_dir) if args.samples_dir else None)
+            folder = samples_dir / f"{Path(model_spec).name}-{method}"
+            if not (folder / "sample.json").is_file():
+                meta = draw(model_spec, method, n=args.n, seed=args.seed, options=options[method],
+                            validation=validation, folder=folder)
+                print(f"{model_spec:28s} {method:6s} drawn: acc {meta['acceptance_rate']:.3f} "
+                      f"calls/sample {meta['generator_calls_per_sample']:.1f} {meta['seconds']:.0f} s", flush=True)
+            if args.no_scores:
+                continue
+            row = score(folder, args.seed)
             results.append(row)
             path.parent.mkdir(parents=True, exist_ok=True)
             path.write_text(json.dumps(results, indent=2) + "\n")
             print(f"{model_spec:28s} {method:6s} FD {row['fd']:8.2f} [{row['fd_interval'][0]:.2f}, "
-                  f"{row['fd_interval'][1]:.2f}] P {row['precision']:.3f} R {row['recall']:.3f} "
-                  f"acc {row['acceptance_rate']:.3f} calls/sample {row['generator_calls_per_sample']:.1f} "
-                  f"{row['seconds']:.0f} s", flush=True)
+                  f"{row['fd_interval'][1]:.2f}] P {row['precision']:.3f} R {row['recall']:.3f}", flush=True)
 
 
 if __name__ == "__main__":
