@@ -319,6 +319,13 @@ def complete(
             raise ValueError(f"{name} must be a positive integer or None, got {value}")
     noise_std = resolve_noise(settings, noise_std)
     model = _as_model(model, latent_dim, prior)
+    if len(model.generators) > 1:  # a Bayesian GAN's weight samples: a mixture weighted by evidence
+        from cogenerate.mixture import complete_mixture
+
+        return complete_mixture(model, observed, mask, method=settings, chains=chains, noise_std=noise_std, noise=noise,
+                                max_grad_evals=max_grad_evals, seed=seed, rng=rng, discriminator=discriminator,
+                                discriminator_weight=discriminator_weight, condition=condition, max_batch=max_batch,
+                                callback=callback, progress=progress)
     settings = with_encoder_init(settings, model)  # a model's encoder q(z | x_o) replaces init="prior"
     critic, weight = _critic(model, settings, discriminator, discriminator_weight)
     if noise_std == "auto" and critic is not None:
