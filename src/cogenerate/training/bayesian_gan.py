@@ -109,7 +109,10 @@ def bayesian_gan_step(modules: Mapping[str, nn.Module], optimizers: Mapping[str,
         generator = modules[name]
         z = torch.randn(real.shape[0], generator.latent_dim, generator=rng, device=rng.device, dtype=real.dtype)
         fakes.append(generator(z.to(real.device)))
-    loss_d = F.softplus(-discriminator(real)).mean() + F.softplus(discriminator(torch.cat(fakes).detach())).mean()
+    # one discriminator call per generator sample, as in the G steps (and the authors' code): batch norm
+    # would otherwise tell a batch of M mixed samples from the single-sample batches of the G steps
+    fake_terms = [F.softplus(discriminator(fake.detach())).mean() for fake in fakes]
+    loss_d = F.softplus(-discriminator(real)).mean() + sum(fake_terms) / len(fake_terms)
     terms = _bayes_terms(discriminator, observed=train_size, prior_std=prior_std, noise_std=noise_std, rng=rng)
     optimizers["discriminator"].zero_grad(set_to_none=True)
     (loss_d + terms).backward()
