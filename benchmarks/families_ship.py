@@ -1,0 +1,42 @@
+"""Copy a family's trained run into the package as a shipped model (issue 11).
+
+    python benchmarks/families_ship.py --run /work/runs/fm-vae --name vae --log /work/runs/logs/fm-vae.log
+
+Writes ``src/cogenerate/weights/<name>.{safetensors,json}``: the run's latest checkpoint reduced
+to the model's parts (:func:`cogenerate.models.loading.save_model`: generator(s), encoder,
+discriminator; training-only modules such as a code discriminator are left out), float32, with
+the training commands and the wall time the run's log recorded (``wall N s`` lines, one per
+session of a resumed run) under ``"shipped"``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import re
+from pathlib import Path
+
+from cogenerate.models.loading import load_model, save_model
+
+WEIGHTS = Path(__file__).resolve().parents[1] / "src" / "cogenerate" / "weights"
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--run", required=True, help="cogen train run folder")
+    parser.add_argument("--name", required=True, help="shipped name, e.g. vae")
+    parser.add_argument("--log", required=True, help="the run's log with 'wall N s' lines")
+    parser.add_argument("--note", default="", help="a sentence for the JSON (e.g. how far a run got)")
+    args = parser.parse_args()
+    model = load_model(args.run)
+    walls = [int(m) for m in re.findall(r"^wall (\d+) s$", Path(args.log).read_text(), flags=re.M)]
+    iteration = int(model.config.get("iteration", 0))
+    shipped = {"run": args.run, "iteration": iteration, "wall_seconds": sum(walls), "sessions": len(walls),
+               "threads": 1, "machine": "2 shared CPU cores", "note": args.note}
+    prefix = save_model(WEIGHTS / args.name, model, config={"shipped": shipped}, iteration=iteration)
+    size = sum(path.stat().st_size for path in WEIGHTS.glob(f"{args.name}.*"))
+    print(f"{prefix}: {model.family}, parts {sorted(model.parts)}, iteration {iteration}, "
+          f"{sum(walls)} s in {len(walls)} session(s), {size / 1e6:.2f} MB")
+
+
+if __name__ == "__main__":
+    main()
