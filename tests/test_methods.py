@@ -27,3 +27,25 @@ def test_smc_polish_ends_at_the_posterior_mode_within_budget():
     o = p.mask.bool()
     torch.testing.assert_close(out.estimate[:, ~o], best[:, ~o], atol=5e-3, rtol=0)
     assert "polish" in out.diagnostics and torch.isfinite(out.log_evidence).all()
+
+
+def test_restart_chains_polish_the_best_candidate_draws():
+    """restart_fraction=1: every polished chain starts from one of the C best of SMC's candidate
+    draws (gd-best's starts, no new draws), descending the same objective as the SMC starts."""
+    from cogenerate.api import make_posterior
+    from cogenerate.baselines.gradient import gradient_descent
+
+    p = make_linear_gaussian()
+    settings = cg.SMCPolish(smc=cg.SMC(leapfrog=2, candidates=40), restart_fraction=1.0, polish_fraction=0.5)
+    out = cg.complete(p.generator, p.observed, p.mask, method=settings, chains=4, noise_std=p.sigma, max_grad_evals=40)
+    info = out.info
+    best = info.smc.best_candidates
+    assert best.shape == (2, 4, 3)
+    posterior = make_posterior(p.generator, p.observed, p.mask, noise_std=p.sigma)
+    again = gradient_descent(posterior, chains=4, rng=torch.Generator().manual_seed(0), init=best,
+                             steps=info.polish.steps, lr=settings.lr, prior_weight=settings.prior_weight,
+                             likelihood_weight=info.smc.likelihood_weight)
+    torch.testing.assert_close(info.polished_latents, again.latents)
+    half = cg.complete(p.generator, p.observed, p.mask, method=settings.__class__(
+        smc=settings.smc, restart_fraction=0.5), chains=4, noise_std=p.sigma, max_grad_evals=40)
+    assert half.info.polished_latents.shape == (2, 4, 3)
