@@ -3,7 +3,7 @@
 The energy enters co-generation and the samplers as ``log_ratio(x) = −E(x) / energy_scale``.
 This script fits ``logit = a − b·E(x)`` by logistic regression on the Fashion-MNIST validation
 split (``test[5000:]``) against as many generator samples, sets ``energy_scale = 1 / b`` (so that
-``log_ratio`` has the slope of a calibrated log density ratio), records the fit and the training
+``log_ratio`` has the slope of a calibrated log density ratio; 1 when ``b <= 0``), records the fit and the training
 command and wall time in the JSON, and writes ``src/cogenerate/weights/<name>.{safetensors,json}``.
 
     .venv/bin/python benchmarks/sampling_ship_weights.py --run /work/runs/fm-ebgan \
@@ -43,13 +43,17 @@ def main() -> None:
         raise SystemExit(f"{args.run}: the model has no energy part")
     fit = calibrate(model, load_split("fashion-mnist", "validation"),
                     rng=torch.Generator().manual_seed(args.seed), critic=lambda x: -model.energy(x))
-    scale = 1.0 / fit.slope
+    # a slope <= 0 means the energy does not rank real images above generated ones: no positive
+    # scale turns it into a log ratio, so the scale stays 1 and the fit is recorded as it came out
+    scale = 1.0 / fit.slope if fit.slope > 0 else 1.0
     shipped = dataclasses.replace(model, energy_scale=scale)
     prefix = save_model(Path(args.out) / args.name, shipped, config={
         "energy_calibration": {
             "fit": "logit = intercept - slope * energy, logistic regression, validation split vs generator samples",
             "data": "fashion-mnist validation (test[5000:])", "seed": args.seed, "intercept": fit.intercept,
             "slope": fit.slope, "log_loss": fit.log_loss, "count": fit.count,
+            "energy_scale": "1 / slope" if fit.slope > 0 else "1 (slope <= 0: the energy does not separate real "
+                                                             "from generated images the right way round)",
         },
         "training_wall_seconds": args.wall_seconds,
         "trained_from": str(checkpoint),
