@@ -79,20 +79,37 @@ def test_variants_and_the_fallback_for_other_operators() -> None:
 
 
 @pytest.mark.parametrize("method", ["smc", "ais"])
-def test_the_evidence_from_the_encoder_start_matches_the_closed_form(method: str) -> None:
-    """An over-confident encoder (σ/3) started from, made defensive, still gives the closed-form
-    evidence and posterior mean, as does the prior-started run."""
+@pytest.mark.parametrize(("scale", "prior_weight"), [(1.0, 0.0), (1 / 3, 0.1)])
+def test_the_evidence_from_the_encoder_start_matches_the_closed_form(method: str, scale: float,
+                                                                      prior_weight: float) -> None:
+    """Started from the encoder (the default widened q of a calibrated encoder, or an over-confident
+    one, σ/3, made defensive by the prior), the samplers still give the closed-form evidence and
+    posterior mean, as does the prior-started run."""
     p = make_linear_gaussian()
-    model = GenerativeModel.from_generator(p.generator, encoder=ExactEncoder(p, scale=1 / 3))
+    encoder = ExactEncoder(p, scale=scale)
+    model = GenerativeModel.from_generator(p.generator, encoder=encoder)
     observed = p.observed[:1].expand(10, -1)
-    settings = cg.SMC(leapfrog=5) if method == "smc" else cg.AIS(steps=30, leapfrog=5, step_size=0.1)
+    init = EncoderProposal(encoder, prior_weight=prior_weight)
+    settings = cg.SMC(leapfrog=5, init=init) if method == "smc" else cg.AIS(steps=30, leapfrog=5, step_size=0.1,
+                                                                            init=init)
     out = cg.complete(model, observed, p.mask, method=settings, chains=200, noise_std=p.sigma)
     mean, _ = weighted_moments(out.latents, out.log_weights)
     assert_unbiased(mean, p.mean[0])
     assert_unbiased(out.log_evidence, p.log_evidence[0], bias_allowance=out.log_evidence.var())
-    prior_started = cg.complete(p.generator, observed, p.mask, method=settings, chains=200, noise_std=p.sigma)
+    prior_started = cg.complete(p.generator, observed, p.mask, method=type(settings)(**{
+        **{f: getattr(settings, f) for f in ("leapfrog",)}, "init": "prior"}), chains=200, noise_std=p.sigma)
     assert not torch.equal(out.latents, prior_started.latents)
     assert_unbiased(prior_started.log_evidence, p.log_evidence[0], bias_allowance=prior_started.log_evidence.var())
+
+
+def test_complete_uses_the_models_encoder_by_default() -> None:
+    p = make_linear_gaussian()
+    encoder = ExactEncoder(p)
+    model = GenerativeModel.from_generator(p.generator, encoder=encoder)
+    cg.complete(model, p.observed, p.mask, method="smc", chains=8, noise_std=p.sigma, max_grad_evals=20)
+    assert encoder.calls == 1
+    cg.complete(model, p.observed, p.mask, method="gd-best", chains=8, noise_std=p.sigma, max_grad_evals=20)
+    assert encoder.calls == 1  # gd-best keeps its own best-of start
 
 
 def test_with_encoder_init_replaces_only_a_default_prior_start() -> None:
