@@ -52,6 +52,7 @@ PRETRAINED: dict[str, str] = {
     "fashion-mnist-ebgan-pt": "EBGAN-PT (pulling-away term, weight 0.1) on the Fashion-MNIST training set, 28×28 grey; docs/sampling.md",
     "fashion-mnist-began": "BEGAN on the Fashion-MNIST training set, 28×28 grey: collapsed to one blurry mode at this budget (docs/sampling.md)",
     "fashion-mnist-vae": "VAE (mask-aware Gaussian encoder, latent 32) on the Fashion-MNIST training set, 28×28 grey; docs/families.md",
+    "fashion-mnist-vae-gan": "VAE-GAN (reconstruction in discriminator features, γ 1e-5, latent 32) on the Fashion-MNIST training set, 28×28 grey; docs/families.md",
     "fashion-mnist-aae": "Adversarial autoencoder (Gaussian encoder, code discriminator, latent 32) on the Fashion-MNIST training set, 28×28 grey; docs/families.md",
     "fashion-mnist-alpha-gan": "α-GAN (encoder, code discriminator, L1 λ 10, latent 32) on the Fashion-MNIST training set, 28×28 grey; docs/families.md",
 }
