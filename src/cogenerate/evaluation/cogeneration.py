@@ -237,7 +237,8 @@ def row_as_dict(row: CogenerationRow) -> dict[str, Any]:
 
 
 _COLUMNS = (("hidden_mse", "hidden MSE", 4), ("ssim", "SSIM", 3), ("within_2_std", "within ±2 std", 3),
-            ("crps", "CRPS", 4), ("log_evidence", "log-evidence (nats)", 1), ("grad_evals", "grads / chain", 0))
+            ("crps", "CRPS", 4), ("log_evidence", "log-evidence (nats)", 1), ("noise_std", "noise σ", 3),
+            ("grad_evals", "grads / chain", 0))
 
 
 def _cell(summary: Summary, digits: int) -> str:
