@@ -12,7 +12,9 @@ std (σ = 0.1; the fitted σ of the default method cannot be combined with a cri
 The protocol function has no ``discriminator_weight`` option, so for ``λ ≠ 0`` this script hands
 it :func:`cogenerate.complete` with ``discriminator_weight=λ`` bound (``unittest.mock.patch``);
 everything else (images, masks, seeds, scoring) is the protocol's own. Results are appended to
-``--json`` one (model, λ) at a time; entries already there are skipped.
+``--json`` one (model, λ, σ) at a time; entries already there are skipped. ``--noise-std auto
+--weights 0`` runs the protocol's own default (σ fitted), comparable with the DCGAN rows of
+section 6.
 
     .venv/bin/python benchmarks/sampling_cogeneration.py --json runs/bench/sampling_cogeneration.json \
         --models fashion-mnist fashion-mnist-ebgan fashion-mnist-ebgan-pt fashion-mnist-began
@@ -36,7 +38,7 @@ from cogenerate.models.loading import load_model
 MASKS = ("box", "top-half")
 
 
-def measure(model_spec: str, weight: float, *, noise_std: float, images: int, seed: int) -> dict[str, Any]:
+def measure(model_spec: str, weight: float, *, noise_std: float | str, images: int, seed: int) -> dict[str, Any]:
     model = load_model(model_spec)
     complete = functools.partial(cogenerate.complete, discriminator_weight=weight) if weight else cogenerate.complete
     with mock.patch.object(protocol, "complete", complete):
@@ -53,7 +55,8 @@ def main() -> None:
     parser.add_argument("--json", required=True)
     parser.add_argument("--models", nargs="+", required=True)
     parser.add_argument("--weights", nargs="+", type=float, default=[0.0, 1.0])
-    parser.add_argument("--noise-std", type=float, default=0.1)
+    parser.add_argument("--noise-std", type=lambda t: t if t == "auto" else float(t), default=0.1,
+                        help="a number, or auto (the protocol's default: σ fitted by maximum evidence; λ = 0 only)")
     parser.add_argument("--images", type=int, default=100)
     parser.add_argument("--seed", type=int, default=0)
     args = parser.parse_args()
@@ -61,10 +64,10 @@ def main() -> None:
 
     path = Path(args.json)
     results: list[dict[str, Any]] = json.loads(path.read_text()) if path.is_file() else []
-    done = {(r["model"], r["discriminator_weight"]) for r in results}
+    done = {(r["model"], r["discriminator_weight"], r["noise_std"]) for r in results}
     for model_spec in args.models:
         for weight in args.weights:
-            if (model_spec, weight) in done:
+            if (model_spec, weight, args.noise_std) in done:
                 continue
             entry = measure(model_spec, weight, noise_std=args.noise_std, images=args.images, seed=args.seed)
             results.append(entry)
