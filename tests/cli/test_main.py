@@ -39,7 +39,7 @@ def test_common_options_before_or_after_the_command() -> None:
 def test_console_script_entry_point() -> None:
     cogen = Path(sys.executable).parent / "cogen"
     command = [str(cogen)] if cogen.exists() else [sys.executable, "-m", "cogenerate.cli"]
-    done = subprocess.run([*command, "models"], capture_output=True, text=True, timeout=120)
+    done = subprocess.run([*command, "models"], capture_output=True, text=True, timeout=600)
     assert done.returncode == 0, done.stderr
     assert "fashion-mnist" in done.stdout
 
@@ -56,6 +56,6 @@ def test_console_script_finds_a_factory_in_the_current_folder(tmp_path: Path) ->
     command = [str(cogen)] if cogen.exists() else [sys.executable, "-m", "cogenerate.cli"]
     argv = ["--quiet", "complete", "--model", "mygan:make", "--latent-dim", "4", "--dataset", "digits", "--index", "0",
             "--mask", "top-half", "--method", "gd", "--steps", "2", "--chains", "2", "--out", "out"]
-    done = subprocess.run([*command, *argv], capture_output=True, text=True, timeout=120, cwd=tmp_path)
+    done = subprocess.run([*command, *argv], capture_output=True, text=True, timeout=600, cwd=tmp_path)
     assert done.returncode == 0, done.stderr
     assert (tmp_path / "out" / "completion.json").is_file()
