@@ -1,4 +1,4 @@
-"""Figure of docs/benchmarks.md section 6: the first samples of every (model, method) drawn by
+"""Figure of docs/benchmarks.md section 7: the first samples of every (model, method) drawn by
 ``benchmarks/sampling_quality.py`` (same seed, so the plain samples are the same latents).
 
     .venv/bin/python benchmarks/sampling_figure.py --samples-dir runs/bench/samples \
@@ -47,7 +47,7 @@ def main() -> None:
                 ax.set_ylabel(Path(model).name, fontsize=8)
     fig.tight_layout()
     Path(args.out).parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(args.out, dpi=100)
+    fig.savefig(args.out, dpi=75)
 
 
 if __name__ == "__main__":
