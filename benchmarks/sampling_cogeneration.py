@@ -1,4 +1,4 @@
-"""Co-generation with and without the critic's energy in the target (docs/benchmarks.md, section 7).
+"""Co-generation with and without the critic's energy in the target (docs/benchmarks.md, section 8).
 
 The co-generation protocol of issue 8 (:func:`cogenerate.evaluation.cogeneration_protocol`): the
 first 100 report images (``test[:5000]``), random boxes and top half, the default method,

@@ -1,4 +1,4 @@
-"""Figure of docs/benchmarks.md section 7: the first samples of every (model, method) drawn by
+"""Figure of docs/benchmarks.md section 8: the first samples of every (model, method) drawn by
 ``benchmarks/sampling_quality.py`` (same seed, so the plain samples are the same latents).
 
     .venv/bin/python benchmarks/sampling_figure.py --samples-dir runs/bench/samples \

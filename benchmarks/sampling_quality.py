@@ -1,4 +1,4 @@
-"""Sample quality with and without the critic-based correctors (docs/benchmarks.md, section 7).
+"""Sample quality with and without the critic-based correctors (docs/benchmarks.md, section 8).
 
 For each model and method: draw ``--n`` samples with :func:`cogenerate.sampling.run_sampler`
 (the critic calibrated on the Fashion-MNIST validation split, ``test[5000:]``), then score them

@@ -1,4 +1,4 @@
-"""Markdown tables of docs/benchmarks.md section 7 from the JSON files the sampling benchmarks wrote.
+"""Markdown tables of docs/benchmarks.md section 8 from the JSON files the sampling benchmarks wrote.
 
     .venv/bin/python benchmarks/sampling_report.py --quality runs/bench/sampling_quality*.json \
         --cogeneration runs/bench/sampling_cogeneration*.json
