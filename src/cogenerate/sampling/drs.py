@@ -17,8 +17,8 @@ implementation in the MH-GAN authors' official code, uber-research/metropolis-ha
 ``mhgan/mh.py`` ``rejection_sample`` and ``mhgan/demo_mhgan.py``):
 
 - ``ε = 1e-6`` (``epsilon=1e-6``);
-- ``γ`` = the 95th percentile of ``F`` over the batch (``shift_percent=95.0``; the paper also
-  chooses ``γ`` per batch as a percentile of ``F``);
+- ``γ`` = the 95th percentile of ``F`` over the batch (``shift_percent=95.0``; the code computes
+  ``F`` without ``γ``, then subtracts that percentile);
 - burn-in of 156 batches of 64 = 9,984 samples for ``D̃_M`` (``max_est_batches = 156``).
 """
 
