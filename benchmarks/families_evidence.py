@@ -1,0 +1,60 @@
+"""Does the encoder start keep the evidence right? log p(x_o) from the encoder-started and the
+prior-started SMC at one fixed σ (issue 11).
+
+    python benchmarks/families_evidence.py --model fashion-mnist-vae --sigma 0.223 --images 20 \
+        --budgets 100,1000 --json /work/runs/bench/evidence_vae.json
+
+SMC (the sampler alone, no polish) with ``--chains`` chains at each budget, on the first
+``--images`` report images under the protocol's boxes and top halves, σ fixed (the value fitted
+on the validation split, docs/benchmarks.md §6). Both runs estimate the same number without
+bias, so their per-image difference should go to 0 as the budget grows; the log of an
+unbiased estimate is biased low, so the larger one is the better one.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+from pathlib import Path
+
+import torch
+
+import cogenerate as cg
+from cogenerate.evaluation.cogeneration import protocol_operator
+from cogenerate.evaluation.splits import load_split
+from cogenerate.models.loading import load_model
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--model", default="fashion-mnist-vae")
+    parser.add_argument("--sigma", type=float, required=True)
+    parser.add_argument("--images", type=int, default=20)
+    parser.add_argument("--chains", type=int, default=32)
+    parser.add_argument("--budgets", default="100,1000")
+    parser.add_argument("--masks", nargs="+", default=["box", "top-half"])
+    parser.add_argument("--json", required=True)
+    args = parser.parse_args()
+    torch.set_num_threads(1)
+    model = load_model(args.model)
+    images = load_split("fashion-mnist", "report")[: args.images]
+    rows = []
+    for mask in args.masks:
+        operator = protocol_operator(mask, range(args.images), size=28)
+        for budget in (int(b) for b in args.budgets.split(",")):
+            found = {}
+            for start, used in (("prior", model.with_parts(encoder=None)), ("encoder", model)):
+                out = cg.complete(used, images, operator, method=cg.SMC(), chains=args.chains, noise_std=args.sigma,
+                                  max_grad_evals=budget, seed=1)
+                found[start] = out.log_evidence.double()
+            difference = found["encoder"] - found["prior"]
+            row = {"mask": mask, "budget": budget, "prior": float(found["prior"].mean()),
+                   "encoder": float(found["encoder"].mean()), "difference_mean": float(difference.mean()),
+                   "difference_sd": float(difference.std()), "encoder_higher": float((difference > 0).double().mean())}
+            rows.append(row)
+            print(json.dumps(row), flush=True)
+            Path(args.json).write_text(json.dumps(rows, indent=1))
+
+
+if __name__ == "__main__":
+    main()
