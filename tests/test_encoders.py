@@ -124,3 +124,8 @@ def test_with_encoder_init_replaces_only_a_default_prior_start() -> None:
     assert with_encoder_init(cg.SMC(), plain).init == "prior"
     chosen = with_encoder_init(cg.SMC(), model, variant="fill", widen=2.0).init
     assert chosen.variant == "fill" and chosen.widen == 2.0
+    plain_encoder = ExactEncoder(p)
+    plain_encoder.mask_aware = False  # complete() uses only mask-aware encoders by default
+    unaware = GenerativeModel.from_generator(p.generator, encoder=plain_encoder)
+    assert with_encoder_init(cg.SMC(), unaware).init == "prior"
+    assert isinstance(with_encoder_init(cg.SMC(), unaware, mask_aware_only=False).init, EncoderProposal)
