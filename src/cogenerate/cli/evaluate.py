@@ -81,6 +81,11 @@ def register(command: Callable[..., argparse.ArgumentParser]) -> None:
     parser.add_argument("--chains", type=int, default=DEFAULT_CHAINS, help="chains per image (default: %(default)s)")
     parser.add_argument("--budget", type=int, default=DEFAULT_BUDGET,
                         help="generator gradient evaluations per chain (default: %(default)s)")
+    parser.add_argument("--loglik", action="store_true",
+                        help="also the AIS log-likelihood of --loglik-images report images, σ fitted on the validation "
+                             "split, with the BDMC gap on 10 simulated images (docs/families.md)")
+    parser.add_argument("--loglik-images", type=int, default=50, help="report images for --loglik (default: %(default)s)")
+    parser.add_argument("--loglik-steps", type=int, default=1000, help="AIS temperatures for --loglik (default: %(default)s)")
     parser.set_defaults(handler=run)
 
 
@@ -195,6 +200,10 @@ def run(args: argparse.Namespace) -> int:
                                   "rows": [row_as_dict(row) for row in rows]}
     else:
         report["cogeneration"] = None
+    if args.loglik and model is not None:  # issue 11: AIS log-likelihood with its BDMC gap
+        from cogenerate.evaluation.likelihood import loglik_report
+
+        report["loglik"] = loglik_report(model, dataset, images=args.loglik_images, steps=args.loglik_steps, seed=seed)
     report.update(command=command_line(args), device=str(device), seed=seed,
                   seconds={key: round(value, 1) for key, value in seconds.items()})
 
@@ -213,5 +222,8 @@ def run(args: argparse.Namespace) -> int:
         print(f"co-generation: {rows[0].method}, {args.images} images, {args.chains} chains, "
               f"≤ {args.budget} gradients per chain; mean (95 % interval) over images")
         print(cogeneration_table(rows), end="")
+    if report.get("loglik"):
+        print(f"log-likelihood: {report['loglik']['mean']:.1f} nats per image (σ {report['loglik']['sigma']:.3f} fitted on "
+              f"validation images), BDMC gap {report['loglik']['bdmc_gap']:.1f} nats")
     print_files({"report": path})
     return 0
