@@ -6,7 +6,7 @@ prior-started SMC at one fixed σ (issue 11).
 
 SMC (the sampler alone, no polish) with ``--chains`` chains at each budget, on the first
 ``--images`` report images under the protocol's boxes and top halves, σ fixed (the value fitted
-on the validation split, docs/benchmarks.md §6). Both runs estimate the same number without
+on the validation split, docs/benchmarks.md §9). Both runs estimate the same number without
 bias, so their per-image difference should go to 0 as the budget grows; the log of an
 unbiased estimate is biased low, so the larger one is the better one.
 """

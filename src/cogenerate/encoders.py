@@ -165,7 +165,7 @@ def with_encoder_init(settings: MethodSettings, model: GenerativeModel, *, mask_
     ``mask_aware_only`` (the default, what ``complete()`` uses): only a mask-aware encoder is
     used. On the shipped models the mask-aware VAE encoder beat the prior start at every budget
     measured, while the "fill" variant of plain encoders (VAE-GAN, AAE, α-GAN) lost to it on top
-    halves (AAE: hidden MSE 0.330 against 0.172 at 75 gradients per chain, docs/benchmarks.md §6);
+    halves (AAE: hidden MSE 0.330 against 0.172 at 75 gradients per chain, docs/benchmarks.md §9);
     pass ``init=EncoderProposal(model.encoder)`` to use a plain encoder anyway."""
     if model.encoder is None or (mask_aware_only and not getattr(model.encoder, "mask_aware", False)):
         return settings
