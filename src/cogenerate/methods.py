@@ -76,6 +76,18 @@ class MethodSettings:
             empirical_bayes: bool = False, callback: Callback | None = None) -> SamplerOutput:
         raise NotImplementedError
 
+    def settings(self) -> dict[str, Any]:
+        """Every setting by name: the keyword arguments of the method's algorithm."""
+        return {f.name: getattr(self, f.name) for f in dataclasses.fields(self)}
+
+
+def _check_descent(settings: GD | Yeh) -> None:
+    """The settings the descent methods share."""
+    _positive("steps", settings.steps, integer=True)
+    _positive("candidates", settings.candidates, integer=True)
+    _positive("lr", settings.lr)
+    check_init(settings.init, allowed=INITS)
+
 
 @dataclass(frozen=True)
 class AIS(MethodSettings):
@@ -108,8 +120,8 @@ class AIS(MethodSettings):
         object.__setattr__(self, "snapshots", tuple(int(t) for t in self.snapshots))
 
     def run(self, posterior, *, chains, rng, max_grad_evals, empirical_bayes=False, callback=None):
-        settings = {f.name: getattr(self, f.name) for f in dataclasses.fields(self)}
-        return ais(posterior, chains=chains, rng=rng, max_grad_evals=max_grad_evals, callback=callback, **settings)
+        return ais(posterior, chains=chains, rng=rng, max_grad_evals=max_grad_evals, callback=callback,
+                   **self.settings())
 
 
 @dataclass(frozen=True)
@@ -148,9 +160,8 @@ class SMC(MethodSettings):
         check_init(self.init)
 
     def run(self, posterior, *, chains, rng, max_grad_evals, empirical_bayes=False, callback=None):
-        settings = {f.name: getattr(self, f.name) for f in dataclasses.fields(self)}
         return smc(posterior, chains=chains, rng=rng, max_grad_evals=max_grad_evals, empirical_bayes=empirical_bayes,
-                   callback=callback, **settings)
+                   callback=callback, **self.settings())
 
 
 @dataclass(frozen=True)
@@ -169,16 +180,12 @@ class GD(MethodSettings):
     init: str | Proposal = "prior"
 
     def __post_init__(self) -> None:
-        _positive("steps", self.steps, integer=True)
-        _positive("candidates", self.candidates, integer=True)
-        _positive("lr", self.lr)
+        _check_descent(self)
         _positive("prior_weight", self.prior_weight, zero=True)
-        check_init(self.init, allowed=INITS)
 
     def run(self, posterior, *, chains, rng, max_grad_evals, empirical_bayes=False, callback=None):
-        settings = {f.name: getattr(self, f.name) for f in dataclasses.fields(self)}
         return gradient_descent(posterior, chains=chains, rng=rng, max_grad_evals=max_grad_evals, callback=callback,
-                                **settings)
+                                **self.settings())
 
 
 @dataclass(frozen=True)
@@ -206,15 +213,12 @@ class Yeh(MethodSettings):
     init: str | Proposal = "prior"
 
     def __post_init__(self) -> None:
-        _positive("steps", self.steps, integer=True)
-        _positive("candidates", self.candidates, integer=True)
-        _positive("lr", self.lr)
+        _check_descent(self)
         _positive("perceptual_weight", self.perceptual_weight, zero=True)
-        check_init(self.init, allowed=INITS)
 
     def run(self, posterior, *, chains, rng, max_grad_evals, empirical_bayes=False, callback=None):
-        settings = {f.name: getattr(self, f.name) for f in dataclasses.fields(self)}
-        return yeh(posterior, chains=chains, rng=rng, max_grad_evals=max_grad_evals, callback=callback, **settings)
+        return yeh(posterior, chains=chains, rng=rng, max_grad_evals=max_grad_evals, callback=callback,
+                   **self.settings())
 
 
 class PolishInfo(NamedTuple):
