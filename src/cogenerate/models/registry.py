@@ -32,7 +32,7 @@ ARCHITECTURES: dict[str, type[nn.Module]] = {}
 # Modules of this package that register architectures when imported. build_module imports
 # them on a lookup miss, so a checkpoint can be loaded without importing the model first.
 _BUILTIN_MODEL_MODULES = ("cogenerate.models.toy", "cogenerate.models.dcgan", "cogenerate.models.ebgan", "cogenerate.models.began",
-                         "cogenerate.models.vae", "cogenerate.models.aae")
+                         "cogenerate.models.vae", "cogenerate.models.aae", "cogenerate.models.triangle")
 
 ModuleType = TypeVar("ModuleType", bound=type[nn.Module])
 

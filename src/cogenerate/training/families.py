@@ -181,7 +181,8 @@ FAMILIES: dict[str, Family] = {}
 # lookup miss, so `get_family("dcgan")` works without importing cogenerate.training.dcgan first.
 _BUILTIN_FAMILY_MODULES = ("cogenerate.training.dcgan", "cogenerate.training.ebgan", "cogenerate.training.began",
                            "cogenerate.training.vae", "cogenerate.training.vae_gan", "cogenerate.training.aae",
-                           "cogenerate.training.alpha_gan", "cogenerate.training.bayesian_gan")
+                           "cogenerate.training.alpha_gan", "cogenerate.training.bayesian_gan",
+                           "cogenerate.training.triangle")
 
 
 def register_family(family: Family) -> Family:
