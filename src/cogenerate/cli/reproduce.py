@@ -29,10 +29,11 @@ def register(command: Callable[..., argparse.ArgumentParser]) -> None:
         "  cogen reproduce toy --quick                 # a few minutes\n"
         "  cogen reproduce toy --out results/toy       # the full run (long)\n"
         "  cogen reproduce images --quick\n"
+        "  cogen reproduce triangle --quick            # the divergence triangle's figures\n"
         "  cogen reproduce images --set checkpoints=runs/fm --set 'iterations=[2000,4000,6000]' --set images=30\n"
         "  cogen reproduce toy --set chains=50 --set 'ais={\"steps\": 2000, \"leapfrog\": 10}'",
     )
-    parser.add_argument("experiment", choices=("toy", "images"), help="which experiment")
+    parser.add_argument("experiment", choices=("toy", "images", "triangle"), help="which experiment")
     parser.add_argument("--out", default=None, help="output folder (default: cogen-<experiment>)")
     parser.add_argument("--quick", action="store_true", help="the small configuration (for a quick look / CI)")
     parser.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
@@ -47,6 +48,10 @@ def run(args: argparse.Namespace) -> int:
         from cogenerate.experiments.toy import ToyConfig, reproduce_toy
 
         config_class, experiment = ToyConfig, reproduce_toy
+    elif args.experiment == "triangle":
+        from cogenerate.experiments.triangle import TriangleConfig, reproduce_triangle
+
+        config_class, experiment = TriangleConfig, reproduce_triangle
     else:
         try:
             from cogenerate.experiments.images import ImagesConfig, reproduce_images

@@ -1,0 +1,319 @@
+"""The divergence triangle's experiments (Han et al., CVPR 2019, §6) on a trained triangle model.
+
+- **Synthesis**: samples g_θ(z), z ~ N(0, I), and their FD / precision / recall with the
+  evaluation protocol (:mod:`cogenerate.evaluation.protocol`).
+- **Test image reconstruction** (the paper's Table II metric): per-pixel MSE of g_θ(μ_φ(x))
+  on held-out images, μ_φ the inference model's mean.
+- **Energy landscape mapping** (the paper's §6.3, Fig. 14–15, after Hill, Nijkamp & Zhu 2019):
+  each test image is carried to a local minimum of the energy E_α = −f_α by steepest descent
+  x ← x − η ∇E_α(x); the barrier between two minima is the highest energy on the straight line
+  between them, b_ij = max_γ E_α(x̂_i + γ(x̂_j − x̂_i)); the minima are clustered by barrier
+  (single linkage: two basins join at the lowest barrier between any of their members, the
+  disconnectivity graph's merge level).
+
+Our energy network is piecewise linear in x (LeakyReLU, no normalisation), so unconstrained
+descent need not stop; the descent is projected onto the images' box [-1, 1]^D, where a
+minimum exists. Experiments write files; the functions that compute take tensors and return them.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from collections.abc import Callable, Mapping
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any, NamedTuple
+
+import torch
+from torch import Tensor
+
+__all__ = [
+    "DescentResult", "LandscapeClusters", "TriangleConfig", "barrier_energies", "cluster_by_barrier",
+    "descend_energy", "reconstruction_mse", "reproduce_triangle",
+]
+
+Progress = Callable[[str, float], None] | None
+EnergyFn = Callable[[Tensor], Tensor]
+
+
+@dataclass(frozen=True)
+class TriangleConfig:
+    """Settings of ``cogen reproduce triangle``; the defaults are the full run, ``quick()`` CI's."""
+
+    model: str = "fashion-mnist-triangle"
+    dataset: str = "fashion-mnist"
+    samples: int = 100  # images in the samples figure
+    reconstructions: int = 1000  # report images for the reconstruction MSE
+    fd_samples: int = 5000  # generated images for FD / precision / recall (0: skip)
+    landscape_images: int = 100  # report images descended to minima
+    descent_steps: int = 2000
+    step_size: float = 0.01  # η of x ← x − η ∇E
+    barrier_points: int = 32  # points on each line between two minima
+    basins: int = 10  # where the dendrogram is cut for the purity table
+    seed: int = 0
+
+    @classmethod
+    def quick(cls) -> TriangleConfig:
+        return cls(samples=16, reconstructions=32, fd_samples=0, landscape_images=8, descent_steps=20,
+                   barrier_points=5, basins=3)
+
+
+class DescentResult(NamedTuple):
+    """Steepest descent of the energy from a batch of images.
+
+    Attributes:
+        minima: ``(N, C, H, W)`` where each descent stopped, in ``[-1, 1]``.
+        energies: ``(N,)`` E at the minima.
+        start_energies: ``(N,)`` E at the starting images.
+        distances: ``(N,)`` Euclidean distance travelled from start to minimum.
+        step_norms: ``(N,)`` the norm of the last step (≈ 0 at a minimum of the box-constrained energy).
+    """
+
+    minima: Tensor
+    energies: Tensor
+    start_energies: Tensor
+    distances: Tensor
+    step_norms: Tensor
+
+
+def _energy_and_grad(energy: EnergyFn, x: Tensor) -> tuple[Tensor, Tensor]:
+    with torch.enable_grad():
+        x = x.detach().requires_grad_(True)
+        values = energy(x)
+        (grad,) = torch.autograd.grad(values.sum(), x)
+    return values.detach(), grad
+
+
+def descend_energy(energy: EnergyFn, x: Tensor, *, steps: int, step_size: float) -> DescentResult:
+    """Projected steepest descent ``x ← clip(x − η ∇E(x), −1, 1)`` of every image at once.
+
+    Args:
+        energy: ``(N, C, H, W) -> (N,)``, lower = more like the data (the triangle's E_α = −f_α).
+        x: ``(N, C, H, W)`` starting images in ``[-1, 1]``.
+        steps: descent steps.
+        step_size: η.
+
+    Returns:
+        A :class:`DescentResult`.
+    """
+    if steps < 1 or not step_size > 0:
+        raise ValueError(f"steps must be >= 1 and step_size > 0, got {steps}, {step_size}")
+    start = x.detach()
+    current = start.clone()
+    start_energies, _ = _energy_and_grad(energy, current)
+    step = torch.zeros_like(current)
+    for _ in range(steps):
+        _, grad = _energy_and_grad(energy, current)
+        moved = (current - step_size * grad).clamp(-1, 1)
+        step, current = moved - current, moved
+    with torch.no_grad():
+        final = energy(current)
+    return DescentResult(current, final, start_energies, (current - start).flatten(1).norm(dim=1),
+                         step.flatten(1).norm(dim=1))
+
+
+def barrier_energies(energy: EnergyFn, minima: Tensor, *, points: int = 32, batch_size: int = 2048) -> Tensor:
+    """Barrier matrix ``b_ij = max_{γ ∈ [0, 1]} E(x̂_i + γ(x̂_j − x̂_i))`` on ``points`` evenly
+    spaced γ (ends included), ``(M, C, H, W) -> (M, M)`` symmetric, ``b_ii = E(x̂_i)``."""
+    if points < 2:
+        raise ValueError(f"points must be at least 2, got {points}")
+    m = minima.shape[0]
+    rows, cols = torch.triu_indices(m, m, offset=1)
+    gammas = torch.linspace(0, 1, points, dtype=minima.dtype, device=minima.device)
+    highest = torch.empty(rows.shape[0], dtype=minima.dtype, device=minima.device)
+    pairs_per_batch = max(1, batch_size // points)
+    with torch.no_grad():
+        for start in range(0, rows.shape[0], pairs_per_batch):
+            a, b = minima[rows[start:start + pairs_per_batch]], minima[cols[start:start + pairs_per_batch]]
+            line = a.unsqueeze(1) + gammas.reshape(1, -1, 1, 1, 1) * (b - a).unsqueeze(1)  # (P, points, C, H, W)
+            values = energy(line.flatten(0, 1)).reshape(line.shape[0], points)
+            highest[start:start + line.shape[0]] = values.max(1).values
+        barriers = torch.empty(m, m, dtype=minima.dtype, device=minima.device)
+        barriers[rows, cols] = highest
+        barriers[cols, rows] = highest
+        barriers[torch.arange(m), torch.arange(m)] = energy(minima)
+    return barriers
+
+
+class LandscapeClusters(NamedTuple):
+    """Single-linkage clustering of minima by barrier energy.
+
+    Attributes:
+        linkage: scipy linkage matrix ``(M − 1, 4)``; column 2 is the barrier energy at which
+            the two basins join (the disconnectivity graph's merge level) minus ``floor``.
+        order: ``(M,)`` leaf order of the dendrogram.
+        labels: ``(M,)`` basin of each minimum when cut into ``basins`` basins.
+        floor: the lowest minimum's energy (scipy wants heights ≥ 0).
+    """
+
+    linkage: Any
+    order: list[int]
+    labels: list[int]
+    floor: float
+
+
+def cluster_by_barrier(barriers: Tensor, *, basins: int) -> LandscapeClusters:
+    """Single-linkage clustering of the minima on their barrier matrix ``(M, M)`` (``M >= 2``)."""
+    from scipy.cluster.hierarchy import fcluster, leaves_list, linkage
+    from scipy.spatial.distance import squareform
+
+    b = barriers.double().cpu()
+    floor = float(b.diagonal().min())
+    heights = (b - floor).clamp_min(0).numpy()  # ≥ 0 for scipy; the merge level is height + floor
+    heights[range(len(heights)), range(len(heights))] = 0.0
+    tree = linkage(squareform(heights, checks=False), method="single")
+    labels = fcluster(tree, t=max(1, min(basins, len(heights))), criterion="maxclust")
+    return LandscapeClusters(tree, [int(i) for i in leaves_list(tree)], [int(v) - 1 for v in labels], floor)
+
+
+def reconstruction_mse(generator: Callable[[Tensor], Tensor], encoder: Callable[..., tuple[Tensor, Tensor]],
+                       images: Tensor, *, batch_size: int = 500) -> Tensor:
+    """Per-image, per-pixel MSE of ``g(μ(x))`` against ``x`` (the paper's Table II metric on our
+    [-1, 1] scale): ``(N, C, H, W) -> (N,)``."""
+    errors = []
+    with torch.no_grad():
+        for start in range(0, images.shape[0], batch_size):
+            x = images[start:start + batch_size]
+            errors.append((generator(encoder(x)[0]) - x).pow(2).flatten(1).mean(1))
+    return torch.cat(errors)
+
+
+def _landscape_figure(path: Path, starts: Tensor, result: DescentResult, clusters: LandscapeClusters) -> Path:
+    """The dendrogram of the minima over two rows of images (minima, their starting test images)."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    from scipy.cluster.hierarchy import dendrogram
+
+    from cogenerate.plotting import image_grid
+
+    m = len(clusters.order)
+    fig = plt.figure(figsize=(max(8.0, 0.3 * m), 6.0))
+    top = fig.add_axes((0.05, 0.42, 0.9, 0.53))
+    cut = len(set(clusters.labels))  # colour the basins of the cut
+    threshold = float(clusters.linkage[-(cut - 1), 2]) - 1e-9 if cut > 1 else float(clusters.linkage[-1, 2]) + 1.0
+    dendrogram(clusters.linkage, ax=top, no_labels=True, color_threshold=threshold, above_threshold_color="0.5")
+    top.set_ylabel(f"barrier E − ({clusters.floor:.1f})")
+    top.set_title("energy landscape: minima of −f joined at their barrier energy (single linkage)")
+    order = torch.tensor(clusters.order)
+    for row, (images, name) in enumerate(((result.minima[order], "minima"), (starts[order], "start (test image)"))):
+        ax = fig.add_axes((0.05, 0.22 - 0.18 * row, 0.9, 0.16))
+        ax.imshow(image_grid(images, nrow=m, padding=1)[..., 0], cmap="gray", vmin=0, vmax=255, aspect="auto")
+        ax.set_xticks([])
+        ax.set_yticks([])
+        ax.set_ylabel(name, fontsize=8)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(path, dpi=100)
+    plt.close(fig)
+    return path
+
+
+def _purity(labels: list[int], classes: Tensor) -> tuple[float, list[dict[str, Any]]]:
+    """Share of minima whose class is their basin's most common one, and a row per basin."""
+    basins = torch.tensor(labels)
+    rows, agree = [], 0
+    for basin in sorted(set(labels)):
+        members = classes[basins == basin]
+        counts = torch.bincount(members, minlength=10)
+        agree += int(counts.max())
+        rows.append({"basin": basin, "minima": int(members.numel()), "majority class": int(counts.argmax()),
+                     "purity": round(float(counts.max()) / members.numel(), 3)})
+    return agree / len(labels), rows
+
+
+def reproduce_triangle(out_dir: str | Path, *, config: TriangleConfig | None = None,
+                       progress: Progress = None) -> dict[str, Any]:
+    """Samples, reconstructions, FD and the energy landscape of ``config.model``; writes
+    ``samples.png``, ``reconstructions.png``, ``landscape.png``, ``landscape_minima.png``,
+    ``results.md`` and ``results.json`` into ``out_dir`` and returns ``{"rows", "files", ...}``."""
+    from cogenerate.evaluation.protocol import evaluate_samples, generate_samples
+    from cogenerate.evaluation.splits import load_split, load_split_labels
+    from cogenerate.experiments.toy import markdown_table
+    from cogenerate.models.loading import load_model
+    from cogenerate.plotting import save_image_grid
+
+    config = config or TriangleConfig()
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    model = load_model(config.model)
+    if model.energy is None or model.encoder is None:
+        raise ValueError(f"{config.model!r} is a {model.family} model without an energy and an inference model; "
+                         "the triangle experiments need both (e.g. fashion-mnist-triangle)")
+    for module in model.modules.values():
+        module.eval()
+    report = load_split(config.dataset, "report")
+    classes = load_split_labels(config.dataset, "report")
+    rng = torch.Generator().manual_seed(config.seed)
+    files: dict[str, Path] = {}
+    results: dict[str, Any] = {"config": asdict(config), "seconds": {}}
+
+    def stage(name: str, fraction: float) -> None:
+        if progress is not None:
+            progress(name, fraction)
+
+    started = time.perf_counter()
+    stage("samples", 0.0)
+    samples = generate_samples(model, config.samples, rng=rng)
+    files["samples"] = save_image_grid(samples, out / "samples.png", nrow=10, scale=2)
+    x = report[: config.reconstructions]
+    errors = reconstruction_mse(model.generator, model.encoder, x)
+    pairs = torch.stack([x[:10], reconstruction_pairs(model, x[:10])], 1).flatten(0, 1)
+    files["reconstructions"] = save_image_grid(pairs, out / "reconstructions.png", nrow=10, scale=2)
+    results["recon_mse"] = {"mean": float(errors.mean()), "std_error": float(errors.std() / len(errors) ** 0.5),
+                            "images": len(errors)}
+    results["seconds"]["samples_and_reconstructions"] = round(time.perf_counter() - started, 1)
+    stage("samples", 1.0)
+
+    if config.fd_samples:
+        started = time.perf_counter()
+        generated = generate_samples(model, config.fd_samples, rng=torch.Generator().manual_seed(config.seed),
+                                     progress=lambda f: stage("FD", 0.5 * f))
+        quality = evaluate_samples(generated, config.dataset, rng=torch.Generator().manual_seed(config.seed + 2))
+        results["fd"] = {"fd": quality.fd, "interval": list(quality.fd_interval),
+                         "precision": quality.precision_recall.precision, "recall": quality.precision_recall.recall,
+                         "samples": quality.samples}
+        results["seconds"]["fd"] = round(time.perf_counter() - started, 1)
+        stage("FD", 1.0)
+
+    started = time.perf_counter()
+    starts = report[: config.landscape_images]
+    descent = descend_energy(lambda v: model.energy(v), starts, steps=config.descent_steps,
+                             step_size=config.step_size)
+    stage("landscape", 0.5)
+    barriers = barrier_energies(lambda v: model.energy(v), descent.minima, points=config.barrier_points)
+    clusters = cluster_by_barrier(barriers, basins=config.basins)
+    purity, basin_rows = _purity(clusters.labels, classes[: config.landscape_images])
+    files["landscape"] = _landscape_figure(out / "landscape.png", starts, descent, clusters)
+    files["landscape_minima"] = save_image_grid(torch.stack([starts, descent.minima], 1).flatten(0, 1)[:40],
+                                                out / "landscape_minima.png", nrow=10, scale=2)
+    pairs_off = ~torch.eye(len(barriers), dtype=torch.bool)
+    higher_end = torch.maximum(barriers.diagonal().unsqueeze(0), barriers.diagonal().unsqueeze(1))
+    results["landscape"] = {
+        "start_energy": float(descent.start_energies.mean()), "minimum_energy": float(descent.energies.mean()),
+        "distance": float(descent.distances.mean()), "last_step": float(descent.step_norms.mean()),
+        "barrier_above_higher_end": float((barriers - higher_end)[pairs_off].mean()),
+        "purity": purity, "basins": basin_rows, "merge_levels": [float(v) + clusters.floor for v in clusters.linkage[:, 2]],
+        "pixels_at_bounds": float((descent.minima.abs() > 0.999).float().mean()),
+    }
+    results["seconds"]["landscape"] = round(time.perf_counter() - started, 1)
+    stage("landscape", 1.0)
+
+    rows = [{"model": config.model, "recon MSE": round(results["recon_mse"]["mean"], 4),
+             "FD": round(results["fd"]["fd"], 1) if "fd" in results else None,
+             "E(test)": round(results["landscape"]["start_energy"], 1),
+             "E(minima)": round(results["landscape"]["minimum_energy"], 1),
+             "distance to minimum": round(results["landscape"]["distance"], 2),
+             f"purity ({config.basins} basins)": round(purity, 3)}]
+    files["table_md"] = out / "results.md"
+    files["table_md"].write_text(markdown_table(rows) + "\n" + markdown_table(basin_rows))
+    files["table_json"] = out / "results.json"
+    files["table_json"].write_text(json.dumps({**results, "rows": rows}, indent=2))
+    return {"rows": rows, "files": files, **results}
+
+
+def reconstruction_pairs(model: Any, images: Tensor) -> Tensor:
+    """``g(μ(x))`` of ``images`` ``(N, C, H, W)``, no gradient."""
+    with torch.no_grad():
+        return model.generator(model.encoder(images)[0])
