@@ -20,7 +20,7 @@ from cogenerate.cli.common import (
 )
 from cogenerate.cli.model_spec import load_model, model_label, sample_shape
 
-__all__ = ["register", "run"]
+__all__ = ["register", "run", "observe", "write_results"]
 
 
 def register(command: Callable[..., argparse.ArgumentParser]) -> None:
@@ -131,9 +131,6 @@ def run(args: argparse.Namespace) -> int:
     import cogenerate as cg
     from cogenerate.data.inputs import check_mask_size
     from cogenerate.data.masks import make_operator
-    from cogenerate.metrics import completion_metrics
-    from cogenerate.operators import Mask
-    from cogenerate.plotting import completion_figure, observed_view, save_image_grid
 
     device = setup(args)
     for option in ("chains", "show"):
@@ -153,12 +150,8 @@ def run(args: argparse.Namespace) -> int:
     if args.discriminator_weight != 0 and not model.has_critic:
         raise ValueError(f"--discriminator-weight needs a discriminator (or an energy), and {label} has none")
 
-    observed = truth.unsqueeze(0).to(device)
-    mask = None
-    if isinstance(operator, Mask):
-        mask = operator.full(1, tuple(truth.shape))[:, :1].float()  # (1, 1, side, side)
-        # the hidden pixels are never looked at: make that visible
-        observed = torch.where(mask.to(device) > 0, observed, torch.full_like(observed, float("nan")))
+    observed, mask = observe(truth, operator, device)
+    if mask is not None:
         note(args, f"{args.mask}: {int((mask == 0).sum())} of {side * side} pixels hidden")
 
     started = time.perf_counter()
@@ -173,8 +166,57 @@ def run(args: argparse.Namespace) -> int:
     seconds = time.perf_counter() - started
     out = out.to("cpu")
 
+    files, report = write_results(args, out, model=model, label=label, given=given, operator=operator, mask=mask,
+                                  seed=seed, device=device, seconds=seconds)
+    metrics = report["metrics"]
+    log_evidence = float(out.log_evidence[0])
+
+    print(f"{out.method}: {args.chains} chains, {out.grad_evals} gradient evaluations per chain, "
+          f"{seconds:.1f} s; ESS {float(out.ess[0]):.1f}; log evidence "
+          f"{'n/a' if not math.isfinite(log_evidence) else f'{log_evidence:.2f}'}")
+    if metrics is not None:
+        m, b = metrics["posterior_mean"], metrics["best_sample"]
+        region, key = ("hidden-region MSE", "hidden_mse") if mask is not None else ("MSE", "mse")
+        print(f"posterior mean: {region} {m[key]:.4f}, PSNR {m['psnr']:.2f} dB, SSIM {m['ssim']:.3f}; "
+              f"best sample: {region} {b[key]:.4f}, SSIM {b['ssim']:.3f}; "
+              f"truth within ±2 predictive std: {metrics['truth_within_2_predictive_std']:.0%} of hidden pixels")
+    print_files(files)
+    return 0
+
+
+def observe(truth: torch.Tensor, operator: Any, device: torch.device) -> tuple[torch.Tensor, torch.Tensor | None]:
+    """The observation ``complete()`` gets for the ``(C, S, S)`` image ``truth``: ``(observed, mask)``
+    with ``observed`` of shape ``(1, C, S, S)`` on ``device``, its hidden pixels NaN (they are never
+    looked at: this makes that visible), and the ``(1, 1, S, S)`` mask of a
+    :class:`~cogenerate.operators.Mask` (``None`` for other operators, ``observed`` then whole)."""
+    from cogenerate.operators import Mask
+
+    observed = truth.unsqueeze(0).to(device)
+    if not isinstance(operator, Mask):
+        return observed, None
+    mask = operator.full(1, tuple(truth.shape))[:, :1].float()  # (1, 1, side, side)
+    return torch.where(mask.to(device) > 0, observed, torch.full_like(observed, float("nan"))), mask
+
+
+def write_results(
+    args: argparse.Namespace, out: Any, *, model: Any, label: str, given: Any, operator: Any, mask: torch.Tensor | None,
+    seed: int, device: torch.device, seconds: float,
+) -> tuple[dict[str, Path], dict[str, Any]]:
+    """Write what ``cogen complete`` writes for the first image of ``out`` (a CPU
+    :class:`~cogenerate.result.Completion`) into ``args.out``: the figure, the posterior mean, the
+    samples and the JSON report; returns ``(files, report)``. ``cogen serve`` calls it too, so
+    that the page offers the same files and numbers as the command.
+
+    ``given`` is the :class:`~cogenerate.data.inputs.ImageInput` completed, ``operator`` the
+    observation operator, ``mask`` its ``(1, 1, S, S)`` mask (``None`` for other operators).
+    """
+    from cogenerate.metrics import completion_metrics
+    from cogenerate.plotting import completion_figure, observed_view, save_image_grid
+
     weights = out.weights[0]
     completions = out.completions[0]
+    truth = given.image
+    channels, side = int(truth.shape[0]), int(truth.shape[-1])
     known = args.image is None or not args.no_ground_truth
     metrics = _first(completion_metrics(out, truth.unsqueeze(0), mask)) if known else None
 
@@ -222,15 +264,4 @@ def run(args: argparse.Namespace) -> int:
         "files": {key: str(path) for key, path in files.items()},
     }
     files["json"].write_text(json.dumps(report, indent=2, allow_nan=False) + "\n", encoding="utf-8")
-
-    print(f"{out.method}: {args.chains} chains, {out.grad_evals} gradient evaluations per chain, "
-          f"{seconds:.1f} s; ESS {float(out.ess[0]):.1f}; log evidence "
-          f"{'n/a' if not math.isfinite(log_evidence) else f'{log_evidence:.2f}'}")
-    if metrics is not None:
-        m, b = metrics["posterior_mean"], metrics["best_sample"]
-        region, key = ("hidden-region MSE", "hidden_mse") if mask is not None else ("MSE", "mse")
-        print(f"posterior mean: {region} {m[key]:.4f}, PSNR {m['psnr']:.2f} dB, SSIM {m['ssim']:.3f}; "
-              f"best sample: {region} {b[key]:.4f}, SSIM {b['ssim']:.3f}; "
-              f"truth within ±2 predictive std: {metrics['truth_within_2_predictive_std']:.0%} of hidden pixels")
-    print_files(files)
-    return 0
+    return files, report
