@@ -6,7 +6,7 @@ import pytest
 import torch
 from torch import nn
 
-from cogenerate.models.began import BEGANAutoencoder, BEGANGenerator
+from cogenerate.models.began import BEGANAutoencoder, BEGANConvAutoencoder, BEGANGenerator
 from cogenerate.models.registry import build_module, module_config
 from cogenerate.training.began import init_kaiming
 
@@ -41,3 +41,14 @@ def test_registry_round_trip() -> None:
         assert type(rebuilt) is type(module) and module_config(rebuilt) == config
     with pytest.raises(ValueError, match="latents of shape"):
         BEGANGenerator(8, width=4)(torch.zeros(1, 9))
+
+
+@pytest.mark.parametrize("size", [28, 32, 64])
+def test_conv_autoencoder_scores_the_l1_energy_and_round_trips_its_config(size: int) -> None:
+    ae = BEGANConvAutoencoder(image_size=size, channels=3, width=4, code_dim=8)
+    x = torch.rand(2, 3, size, size) * 2 - 1
+    assert torch.allclose(ae(x), (ae.reconstruct(x) - x).abs().mean(dim=(1, 2, 3)))
+    config = module_config(ae)
+    rebuilt = build_module(config["architecture"], config["kwargs"])
+    rebuilt.load_state_dict(ae.state_dict())
+    assert isinstance(rebuilt, BEGANConvAutoencoder) and torch.equal(rebuilt(x), ae(x))

@@ -9,15 +9,18 @@ import torch
 
 from cogenerate.models.loading import load_model
 from cogenerate.training.began import (
-    BEGAN, began_discriminator_loss, began_generator_loss, began_step, convergence_measure, update_k,
+    ARCHITECTURES, BEGAN, began_discriminator_loss, began_generator_loss, began_step, convergence_measure, update_k,
 )
 from cogenerate.training.families import resolve_settings
 from cogenerate.training.loop import train
 
 
-def _tiny(seed: int = 0, **given):
+LEARNING_RATES = {"paper": 1e-3, "dcgan": 1e-2}  # DCGAN's N(0, 0.02) weights start slower
+
+
+def _tiny(seed: int = 0, architecture: str = "paper", **given):
     settings = resolve_settings("began", {"width": 4, "depth": 1, "code_dim": 8, "latent_dim": 8, "batch_size": 8,
-                                          "lr": 1e-3, **given})
+                                          "lr": LEARNING_RATES[architecture], "architecture": architecture, **given})
     rng = torch.Generator().manual_seed(seed)
     modules = BEGAN.build(settings, (1, 28, 28), rng)
     return settings, modules, BEGAN.make_optimizers(modules, settings), rng, BEGAN.init_state(modules, settings)
@@ -38,8 +41,9 @@ def test_losses_control_and_convergence_measure_by_hand() -> None:
     assert convergence_measure(0.3, 0.2, gamma=1.0) == pytest.approx(0.4)
 
 
-def test_a_few_steps_reduce_the_discriminator_loss_and_k_follows_the_control() -> None:
-    _, modules, optimizers, rng, state = _tiny()
+@pytest.mark.parametrize("architecture", ARCHITECTURES)
+def test_a_few_steps_reduce_the_discriminator_loss_and_k_follows_the_control(architecture: str) -> None:
+    _, modules, optimizers, rng, state = _tiny(architecture=architecture)
     assert state == {"k": 0.0, "gamma": 0.5, "lambda_k": 0.001}
     trace = []
     for _ in range(15):
@@ -52,8 +56,9 @@ def test_a_few_steps_reduce_the_discriminator_loss_and_k_follows_the_control() -
     assert trace[-1] < 0.8 * trace[0], trace
 
 
-def test_a_few_steps_reduce_the_generator_loss_against_a_fixed_discriminator() -> None:
-    _, modules, optimizers, rng, state = _tiny()
+@pytest.mark.parametrize("architecture", ARCHITECTURES)
+def test_a_few_steps_reduce_the_generator_loss_against_a_fixed_discriminator(architecture: str) -> None:
+    _, modules, optimizers, rng, state = _tiny(architecture=architecture)
     for group in optimizers["energy"].param_groups:
         group["lr"] = 0.0
     trace = []
@@ -63,15 +68,16 @@ def test_a_few_steps_reduce_the_generator_loss_against_a_fixed_discriminator() -
     assert trace[-1] < 0.9 * trace[0], trace
 
 
-def test_resumed_run_keeps_k_and_equals_the_uninterrupted_run(tmp_path: Path) -> None:
+@pytest.mark.parametrize("architecture", ARCHITECTURES)
+def test_resumed_run_keeps_k_and_equals_the_uninterrupted_run(tmp_path: Path, architecture: str) -> None:
     def data(n: int, rng: torch.Generator) -> torch.Tensor:
         return torch.rand(n, 1, 28, 28, generator=rng) * 2 - 1
 
-    settings, whole, _, rng, _ = _tiny(gamma=2.0, lambda_k=0.05)  # a γ that makes k move
+    settings, whole, _, rng, _ = _tiny(architecture=architecture, gamma=2.0, lambda_k=0.05)  # a γ that makes k move
     whole_result = train(BEGAN, whole, data, iterations=4, settings=settings, rng=rng)
-    settings, part, _, rng, _ = _tiny(gamma=2.0, lambda_k=0.05)
+    settings, part, _, rng, _ = _tiny(architecture=architecture, gamma=2.0, lambda_k=0.05)
     train(BEGAN, part, data, iterations=2, settings=settings, rng=rng, checkpoint_dir=tmp_path)
-    settings, resumed, _, rng, _ = _tiny(seed=5, gamma=2.0, lambda_k=0.05)
+    settings, resumed, _, rng, _ = _tiny(seed=5, architecture=architecture, gamma=2.0, lambda_k=0.05)
     result = train(BEGAN, resumed, data, iterations=4, settings=settings, rng=rng, checkpoint_dir=tmp_path)
     assert result.losses == whole_result.losses and result.losses["k"] > 0
     for role in whole:
@@ -79,6 +85,8 @@ def test_resumed_run_keeps_k_and_equals_the_uninterrupted_run(tmp_path: Path) ->
             assert torch.equal(a, b), role
     model = load_model(tmp_path)
     assert model.family == "began" and model.energy is not None
+    x = torch.rand(3, 1, 28, 28) * 2 - 1
+    assert torch.equal(model.energy(x), resumed["energy"](x))  # the checkpoint round-trips
 
 
 def test_cogen_train_family_began_logs_k_and_m_global(tmp_path: Path) -> None:

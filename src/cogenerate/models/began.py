@@ -22,6 +22,12 @@ and from 8×8 for 32 and 64 px. Two departures from the paper: the generator end
 activation), and the latent prior is N(0, I) rather than the paper's uniform on ``[-1, 1]``, so
 that DDLS and co-generation treat every family alike.
 
+:class:`BEGANConvAutoencoder` is the alternative the family trains by default
+(``--architecture dcgan``): EBGAN's strided-convolution autoencoder (:class:`~cogenerate.models.ebgan.
+EBGANAutoencoder`) scored with BEGAN's L1 energy, paired with the DCGAN generator (batch norm). At the
+budgets of this machine the paper's architecture collapsed to one mode and this one did not
+(docs/sampling.md, "The BEGAN").
+
 Architecture only: the losses and the ``k_t`` control are in :mod:`cogenerate.training.began`.
 """
 
@@ -29,9 +35,10 @@ from __future__ import annotations
 
 from torch import Tensor, nn
 
+from cogenerate.models.ebgan import EBGANAutoencoder
 from cogenerate.models.registry import register_architecture
 
-__all__ = ["BEGANAutoencoder", "BEGANGenerator", "IMAGE_SIZES", "began_plan"]
+__all__ = ["BEGANAutoencoder", "BEGANConvAutoencoder", "BEGANGenerator", "IMAGE_SIZES", "began_plan", "l1_energy"]
 
 IMAGE_SIZES: tuple[int, ...] = (28, 32, 64)
 """Image sides the layer plans support."""
@@ -156,4 +163,24 @@ class BEGANAutoencoder(nn.Module):
 
     def forward(self, x: Tensor) -> Tensor:
         """Energies ``L(x) = mean |x − Dec(Enc(x))|`` per image, ``(N, C, H, W)`` -> ``(N,)``."""
-        return (self.reconstruct(x) - x).abs().flatten(1).mean(dim=1)
+        return l1_energy(self.reconstruct(x), x)
+
+
+@register_architecture("began-conv-autoencoder")
+class BEGANConvAutoencoder(EBGANAutoencoder):
+    """EBGAN's convolutional autoencoder (stride-2 convolutions, a linear code of ``code_dim``,
+    transposed convolutions, ``tanh`` output) whose ``forward`` is BEGAN's energy
+    ``L(x) = mean |x − Dec(Enc(x))|`` instead of EBGAN's ``‖x − Dec(Enc(x))‖₂``.
+
+    Args and shapes: as :class:`~cogenerate.models.ebgan.EBGANAutoencoder`; ``forward(x)``:
+    ``(N, C, H, W)`` -> energies ``(N,)`` in ``[0, 2]``.
+    """
+
+    def forward(self, x: Tensor) -> Tensor:
+        """Energies ``L(x) = mean |x − Dec(Enc(x))|`` per image, ``(N, C, H, W)`` -> ``(N,)``."""
+        return l1_energy(self.reconstruct(x), x)
+
+
+def l1_energy(reconstruction: Tensor, x: Tensor) -> Tensor:
+    """BEGAN's ``L(v) = mean over entries |v − D(v)|`` (η = 1), ``(N, ...)`` twice -> ``(N,)``."""
+    return (reconstruction - x).abs().flatten(1).mean(dim=1)

@@ -11,7 +11,9 @@ With ``L(v) = mean |v − D(v)|`` the autoencoder's L1 reconstruction error
     M_global = L(x) + |γ L(x) − L(G(z_G))|
 
 where each ``L(·)`` is a batch mean. ``k_t`` is the step state (saved in checkpoints), and
-``k`` and ``M_global`` are logged with the losses at every iteration.
+``k`` and ``M_global`` are logged with the losses at every iteration. Trained on several
+processes, the control reads ``L(x)`` and ``L(G(z_G))`` averaged over them (the global
+batch's means), so ``k_t`` stays the same everywhere.
 
 Constants (paper, §3.4–3.5 and §4.1): ``k_0 = 0``; ``λ_k = 0.001``; diversity ratio
 ``γ = 0.5`` (the issue's default; the paper shows γ from 0.3 to 0.7); Adam at learning rate
@@ -34,12 +36,15 @@ from typing import Any
 import torch
 from torch import Tensor, nn
 
-from cogenerate.models.began import IMAGE_SIZES, BEGANAutoencoder, BEGANGenerator
+from cogenerate.distributed import mean_over_ranks
+from cogenerate.models.began import IMAGE_SIZES, BEGANAutoencoder, BEGANConvAutoencoder, BEGANGenerator
 from cogenerate.training.dcgan import DCGAN_BETAS
+from cogenerate.training.ebgan import build_generator_and_autoencoder
 from cogenerate.training.families import Family, Option, register_family
 from cogenerate.training.optim import adam
 
 __all__ = [
+    "ARCHITECTURES",
     "BEGAN",
     "BEGAN_GAMMA",
     "BEGAN_LAMBDA_K",
@@ -58,6 +63,13 @@ BEGAN_GAMMA = 0.5
 
 BEGAN_LAMBDA_K = 0.001
 """Proportional gain λ_k of the k_t control (Berthelot et al. 2017, §3.4: "λ_k = 0.001")."""
+
+
+ARCHITECTURES: tuple[str, ...] = ("dcgan", "paper")
+"""``--architecture`` choices: ``"paper"``, the paper's Figure 1 (ELU convolutions, nearest up-sampling,
+Kaiming initialisation); ``"dcgan"`` (the default), the DCGAN generator and EBGAN's convolutional
+autoencoder scored with the L1 energy, DCGAN's initialisation. At this machine's budgets the paper's
+architecture collapsed to one grey mode with ``k_t`` ≈ 0 and ``"dcgan"`` did not (docs/sampling.md)."""
 
 
 def began_discriminator_loss(real_energy: Tensor, fake_energy: Tensor, k: float) -> Tensor:
@@ -118,7 +130,9 @@ def began_step(
     optimizers["energy"].step()
     optimizers["generator"].step()
 
-    real_loss, fake_loss = real_energy.mean().item(), fake_g_energy.mean().item()
+    # on several processes (cogenerate.training.distributed) the control reads the global batch's
+    # means, so k_t stays the same on every process
+    real_loss, fake_loss = mean_over_ranks(torch.stack([real_energy.mean(), fake_g_energy.mean()]).detach()).tolist()
     new_state = {**state, "k": update_k(k, real_loss, fake_loss, gamma=gamma, lambda_k=lambda_k)}
     return new_state, {"loss_d": loss_d.item(), "loss_g": loss_g.item(), "k": k,
                        "m_global": convergence_measure(real_loss, fake_loss, gamma=gamma)}
@@ -139,13 +153,23 @@ def build_began(settings: Mapping[str, Any], image_shape: tuple[int, ...], rng: 
     """A BEGAN generator and autoencoder, every parameter drawn from ``rng`` (generator first).
 
     Args:
-        settings: ``latent_dim``, ``width``, ``code_dim``, ``depth``.
+        settings: ``architecture`` (one of :data:`ARCHITECTURES`), ``latent_dim``, ``width``,
+            ``code_dim`` and, for ``"paper"``, ``depth``.
         image_shape: ``(C, H, W)``, ``H == W`` one of :data:`~cogenerate.models.began.IMAGE_SIZES`.
         rng: a CPU generator.
 
     Returns:
-        ``{"generator": BEGANGenerator, "energy": BEGANAutoencoder}`` on the CPU.
+        ``{"generator": ..., "energy": ...}`` on the CPU: a
+        :class:`~cogenerate.models.began.BEGANGenerator` and
+        :class:`~cogenerate.models.began.BEGANAutoencoder` (``"paper"``, Kaiming-normal weights), or a
+        :class:`~cogenerate.models.dcgan.DCGANGenerator` and
+        :class:`~cogenerate.models.began.BEGANConvAutoencoder` (``"dcgan"``, DCGAN's initialisation).
     """
+    architecture = settings.get("architecture", "paper")
+    if architecture not in ARCHITECTURES:
+        raise ValueError(f"--architecture must be one of {', '.join(ARCHITECTURES)}, got {architecture!r}")
+    if architecture == "dcgan":
+        return build_generator_and_autoencoder(settings, image_shape, rng, BEGANConvAutoencoder, family="a BEGAN")
     channels, height, width_px = (int(v) for v in image_shape)
     if height != width_px or height not in IMAGE_SIZES:
         raise ValueError(f"a BEGAN needs square images of side {', '.join(map(str, IMAGE_SIZES))}; "
@@ -182,6 +206,8 @@ BEGAN = register_family(
                                               "lambda_k": float(settings["lambda_k"])},
         losses=("loss_d", "loss_g", "k", "m_global"),
         options={
+            "architecture": Option("dcgan", "BEGAN networks: dcgan (DCGAN generator, EBGAN's conv autoencoder) "
+                                   "or paper (the paper's Figure 1)", choices=ARCHITECTURES),
             "width": Option(64, "filters n of every 3×3 convolution (BEGAN)", minimum=1),
             "code_dim": Option(64, "size h of the autoencoder's code", minimum=1),
             "depth": Option(2, "BEGAN: 3×3 convolutions per scale (2 in the paper)", minimum=1),

@@ -48,6 +48,7 @@ __all__ = [
     "EBGAN_MARGIN",
     "EBGAN_PT_WEIGHT",
     "build_ebgan",
+    "build_generator_and_autoencoder",
     "ebgan_discriminator_loss",
     "ebgan_generator_loss",
     "ebgan_step",
@@ -180,16 +181,33 @@ def build_ebgan(settings: Mapping[str, Any], image_shape: tuple[int, ...], rng: 
     Returns:
         ``{"generator": DCGANGenerator, "energy": EBGANAutoencoder}``.
     """
+    return build_generator_and_autoencoder(settings, image_shape, rng, EBGANAutoencoder, family="an EBGAN")
+
+
+def build_generator_and_autoencoder(settings: Mapping[str, Any], image_shape: tuple[int, ...], rng: torch.Generator,
+                                    autoencoder: type[EBGANAutoencoder], *, family: str) -> dict[str, nn.Module]:
+    """A DCGAN generator and an ``autoencoder`` (EBGAN's layers, any energy), both with
+    :func:`~cogenerate.models.dcgan.weights_init` from ``rng`` (generator first), on the CPU.
+
+    Args:
+        settings: ``latent_dim``, ``width``, ``code_dim``.
+        image_shape: ``(C, H, W)``, ``H == W`` one of :data:`~cogenerate.models.ebgan.IMAGE_SIZES`.
+        rng: a CPU generator.
+        autoencoder: :class:`~cogenerate.models.ebgan.EBGANAutoencoder` or a subclass.
+        family: how the error message names the model (``"an EBGAN"``).
+
+    Returns:
+        ``{"generator": DCGANGenerator, "energy": autoencoder}``.
+    """
     channels, height, width_px = (int(v) for v in image_shape)
     if height != width_px or height not in IMAGE_SIZES:
-        raise ValueError(f"an EBGAN needs square images of side {', '.join(map(str, IMAGE_SIZES))}; "
+        raise ValueError(f"{family} needs square images of side {', '.join(map(str, IMAGE_SIZES))}; "
                          f"got {height}×{width_px}")
     width = int(settings["width"])
     with torch.device("meta"):  # no default initialisation: it would draw from the global RNG
         parts: dict[str, nn.Module] = {
             "generator": DCGANGenerator(int(settings["latent_dim"]), image_size=height, channels=channels, width=width),
-            "energy": EBGANAutoencoder(image_size=height, channels=channels, width=width,
-                                       code_dim=int(settings["code_dim"])),
+            "energy": autoencoder(image_size=height, channels=channels, width=width, code_dim=int(settings["code_dim"])),
         }
     for module in parts.values():
         module.to_empty(device="cpu")
