@@ -48,3 +48,18 @@ def test_shipped_model_records_how_it_was_trained(name: str) -> None:
 def test_unknown_name_lists_the_available_ones() -> None:
     with pytest.raises(ValueError, match="unknown pretrained model 'celeba'.*fashion-mnist.*mnist"):
         load_pretrained("celeba")
+
+
+def test_short_names_load_the_models_they_stand_for() -> None:
+    from cogenerate.models.loading import load_model
+    from cogenerate.models.pretrained import SHORT_NAMES, canonical_name, is_pretrained
+
+    assert set(SHORT_NAMES.values()) <= set(PRETRAINED) and not set(SHORT_NAMES) & set(PRETRAINED)
+    assert canonical_name("vae") == "fashion-mnist-vae" and canonical_name("mnist") == "mnist"
+    assert is_pretrained("vae") and not is_pretrained("no-such-model")
+    short, full = load_model("vae"), load_model("fashion-mnist-vae")
+    assert short.family == full.family == "vae"
+    for a, b in zip(short.generator.parameters(), full.generator.parameters()):
+        assert torch.equal(a, b)
+    with pytest.raises(ValueError, match="short names: dcgan"):
+        load_pretrained("no-such-model")

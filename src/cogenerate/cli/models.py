@@ -21,20 +21,21 @@ def register(command: Callable[..., argparse.ArgumentParser]) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from cogenerate.models.pretrained import PRETRAINED, pretrained_config, pretrained_files
+    from cogenerate.models.pretrained import PRETRAINED, SHORT_NAMES, pretrained_config, pretrained_files
 
-    rows = [("name", "dataset", "images", "latent", "iterations", "size", "description")]
+    short = {full: alias for alias, full in SHORT_NAMES.items()}
+    rows = [("name", "short name", "dataset", "images", "latent", "iterations", "size", "description")]
     for name, description in PRETRAINED.items():
         try:
             files = pretrained_files(name)
             config = pretrained_config(name)
         except ValueError:
-            rows.append((name, "-", "-", "-", "-", "-", f"{description} (not installed)"))
+            rows.append((name, short.get(name, "-"), "-", "-", "-", "-", "-", f"{description} (not installed)"))
             continue
         generator = config["modules"]["generator"]["kwargs"]
         mb = sum(_resource_size(f) for f in files.values()) / 1e6
         shape = f"{generator.get('channels', '?')}×{generator.get('image_size', '?')}×{generator.get('image_size', '?')}"
-        rows.append((name, str(config.get("dataset", "?")), shape, str(generator.get("latent_dim", "?")),
+        rows.append((name, short.get(name, "-"), str(config.get("dataset", "?")), shape, str(generator.get("latent_dim", "?")),
                      str(config.get("iteration", "?")), f"{mb:.1f} MB", description))
     widths = [max(len(row[i]) for row in rows) for i in range(len(rows[0]) - 1)]
     for row in rows:

@@ -46,7 +46,7 @@ from cogenerate.checkpoint import (
     save_checkpoint,
 )
 from cogenerate.models.base import ROLES, GenerativeModel, prior_config, prior_from_config
-from cogenerate.models.pretrained import PRETRAINED, load_pretrained
+from cogenerate.models.pretrained import PRETRAINED, SHORT_NAMES, is_pretrained, load_pretrained
 
 __all__ = ["load_model", "model_from_checkpoint", "save_model", "infer_family"]
 
@@ -180,7 +180,7 @@ def save_model(path: str | Path, model: GenerativeModel, *, config: Mapping[str,
 
 
 def _load_named(spec: str, *, device: torch.device | str | None, latent_dim: int | None) -> GenerativeModel:
-    if spec in PRETRAINED:
+    if is_pretrained(spec):
         return model_from_checkpoint(load_pretrained(spec, device=device))
     path = Path(spec).expanduser()
     if path.is_dir():
@@ -193,7 +193,7 @@ def _load_named(spec: str, *, device: torch.device | str | None, latent_dim: int
     if _FACTORY.match(spec):
         return _from_factory(spec, device=device, latent_dim=latent_dim)
     raise ValueError(
-        f"unknown model {spec!r}: not a shipped model ({', '.join(PRETRAINED)}; see `cogen models`), "
+        f"unknown model {spec!r}: not a shipped model ({', '.join([*PRETRAINED, *SHORT_NAMES])}; see `cogen models`), "
         f"an existing checkpoint file or run folder, nor module.path:factory"
     )
 

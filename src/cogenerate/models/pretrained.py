@@ -43,7 +43,7 @@ from cogenerate.checkpoint import Checkpoint, load_checkpoint
 if TYPE_CHECKING:
     from cogenerate.models.base import GenerativeModel
 
-__all__ = ["PRETRAINED", "load_pretrained", "load_pretrained_model", "pretrained_config", "pretrained_files"]
+__all__ = ["PRETRAINED", "SHORT_NAMES", "canonical_name", "is_pretrained", "load_pretrained", "load_pretrained_model", "pretrained_config", "pretrained_files"]
 
 PRETRAINED: dict[str, str] = {
     "fashion-mnist": "DCGAN on the Fashion-MNIST training set, 28×28 grey",
@@ -59,12 +59,36 @@ PRETRAINED: dict[str, str] = {
 }
 """Name -> one-line description of every model shipped with the package."""
 
+SHORT_NAMES: dict[str, str] = {
+    "dcgan": "fashion-mnist",
+    "ebgan": "fashion-mnist-ebgan",
+    "ebgan-pt": "fashion-mnist-ebgan-pt",
+    "began": "fashion-mnist-began",
+    "vae": "fashion-mnist-vae",
+    "vae-gan": "fashion-mnist-vae-gan",
+    "aae": "fashion-mnist-aae",
+    "alpha-gan": "fashion-mnist-alpha-gan",
+    "bayesian-gan": "fashion-mnist-bayesian-gan",
+}
+"""Short name -> shipped model: the family names stand for their Fashion-MNIST models."""
+
 _PACKAGE, _FOLDER = "cogenerate", "weights"  # package data, see pyproject.toml
 
 
+def canonical_name(name: str) -> str:
+    """The :data:`PRETRAINED` name of ``name`` (itself, or what a :data:`SHORT_NAMES` entry stands for)."""
+    return SHORT_NAMES.get(name, name)
+
+
+def is_pretrained(name: str) -> bool:
+    """Whether ``name`` is a shipped model's name or short name."""
+    return canonical_name(name) in PRETRAINED
+
+
 def _check_name(name: str) -> None:
-    if name not in PRETRAINED:
-        raise ValueError(f"unknown pretrained model {name!r}; available: {', '.join(PRETRAINED)}")
+    if not is_pretrained(name):
+        raise ValueError(f"unknown pretrained model {name!r}; available: {', '.join(PRETRAINED)} "
+                         f"(short names: {', '.join(SHORT_NAMES)})")
 
 
 def pretrained_files(name: str) -> dict[str, Traversable]:
@@ -74,6 +98,7 @@ def pretrained_files(name: str) -> dict[str, Traversable]:
         ValueError: unknown name, or the files are missing from this installation.
     """
     _check_name(name)
+    name = canonical_name(name)
     folder = resources.files(_PACKAGE) / _FOLDER
     files = {"weights": folder / f"{name}.safetensors", "config": folder / f"{name}.json"}
     missing = [f.name for f in files.values() if not f.is_file()]
@@ -98,7 +123,7 @@ def load_pretrained(name: str, *, device: torch.device | str | None = None) -> C
     """Load shipped model ``name`` (one of :data:`PRETRAINED`).
 
     Args:
-        name: e.g. ``"fashion-mnist"`` or ``"mnist"``.
+        name: e.g. ``"fashion-mnist"``, ``"mnist"`` or a short name such as ``"vae"``.
         device: where to put the modules (default: CPU).
 
     Returns:
