@@ -78,7 +78,7 @@ def main() -> None:
     default_methods = ["gd-best", DEFAULT_METHOD, "smc", "smc-polish"] if args.target == "point" else ["gd-best", "smc", "ais"]
     methods = list(dict.fromkeys(args.methods.split(",") if args.methods else default_methods))
     config = ImagesConfig(images=args.images, chains=args.chains, budget=args.budget, candidates=args.candidates,
-                          noise_std=args.noise_std, fit_noise=not args.fixed_noise, batch=min(args.images, 25),
+                          noise_std=args.noise_std, fit_noise=not args.fixed_noise,
                           seed=args.seed, method_options=args.options)
     rows = []
     for method in methods:

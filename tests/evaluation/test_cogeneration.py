@@ -10,7 +10,7 @@ from torch import Tensor, nn
 
 from cogenerate.data.masks import top_half
 from cogenerate.evaluation.cogeneration import (
-    METRICS, _scores, cogeneration_table, evaluate_cogeneration, protocol_operator, protocol_seed, row_as_dict,
+    METRICS, completion_scores, cogeneration_table, evaluate_cogeneration, protocol_operator, protocol_seed, row_as_dict,
 )
 from cogenerate.evaluation.scores import summarise
 from cogenerate.operators import Downsample, Mask
@@ -52,7 +52,7 @@ def test_scores_of_a_perfect_completion_are_known() -> None:
                             log_weights=torch.full((2, 3), -math.log(3), dtype=torch.float64),
                             log_evidence=torch.tensor([-1.0, math.nan]), grad_evals=7, method="test",
                             noise_std=torch.tensor([0.1, 0.2], dtype=torch.float64), hidden=hidden)
-    scores = _scores(completion, truth)
+    scores = completion_scores(completion, truth)
     assert scores["hidden_mse"].tolist() == [0.0, 0.0]
     assert scores["ssim"].tolist() == pytest.approx([1.0, 1.0])
     assert scores["within_2_std"].tolist() == [1.0, 1.0]

@@ -21,7 +21,7 @@ def test_evaluate_method_reports_per_image_metrics():
     with torch.no_grad():
         images = generator(torch.randn(3, 8, generator=rng))  # images the generator can make
     operator = make_operator("centre", n=3, size=28, rng=rng)
-    config = ImagesConfig(chains=4, budget=21, candidates=32, batch=2)
+    config = ImagesConfig(chains=4, budget=21, candidates=32)
     result = evaluate_method(generator, images, operator, "smc", config)
     for key in ("mse_hidden_estimate", "mse_hidden_best", "ssim_estimate", "ssim_best"):
         assert result[key].shape == (3,) and torch.isfinite(result[key]).all()

@@ -19,6 +19,7 @@ from typing import Any
 
 from cogenerate.cli import complete, demo, evaluate, models, reproduce, sample, train
 from cogenerate.cli.common import PROG, Formatter
+from cogenerate.cli.distributed import process_group
 
 __all__ = ["main", "build_parser"]
 
@@ -35,7 +36,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 2
     args.argv = argv
     try:
-        return int(args.handler(args) or 0)
+        with process_group(args):  # under torchrun: one process of the job (cli/distributed.py)
+            return int(args.handler(args) or 0)
     except KeyboardInterrupt:
         print(f"{PROG}: interrupted", file=sys.stderr)
         return 130

@@ -14,6 +14,7 @@ import torch
 
 from cogenerate.api import DEFAULT_METHOD, DEFAULT_NOISE_STD, resolve_noise
 from cogenerate.methods import resolve_method
+from cogenerate.cli import complete_batch
 from cogenerate.cli.common import (
     PROGRESS_STEPS, command_line, fraction_bar, note, positive_noise_std, print_files, progress_bar, seed_of, setup,
     to_plain,
@@ -44,6 +45,7 @@ def register(command: Callable[..., argparse.ArgumentParser]) -> None:
         "  cogen complete --model runs/fm --index 0 --mask sr4 --chains 32\n"
         "  cogen complete --model fashion-mnist --index 5 --mask p.7 --method gd --steps 500\n"
         "  cogen complete --model mygan:make_generator --latent-dim 128 --image face.png --mask centre\n"
+        "  cogen complete --model fashion-mnist --dataset fashion-mnist --indices 0:100 --mask box --out fm-box\n"
         "\n--model is a shipped model (see `cogen models`), a checkpoint (prefix, .json or\n"
         ".safetensors), a `cogen train` run folder (its latest checkpoint), or your own generator\n"
         "as module.path:factory: a function (importable from the current folder or the Python\n"
@@ -81,6 +83,7 @@ def register(command: Callable[..., argparse.ArgumentParser]) -> None:
     parser.add_argument("--no-ground-truth", action="store_true",
                         help="the hidden part of --image is unknown: report no metrics against it")
     parser.add_argument("--out", default="cogen-completion", help="output folder (default: %(default)s)")
+    complete_batch.add_arguments(parser)
     parser.set_defaults(handler=run)
 
 
@@ -128,6 +131,13 @@ def _first(tree: Any) -> Any:
 
 
 def run(args: argparse.Namespace) -> int:
+    if args.indices is not None:  # many data-set images, maybe sharded over processes
+        return complete_batch.run_batch(args)
+    from cogenerate.distributed import world
+
+    if world().distributed:
+        raise ValueError("on several processes `cogen complete` completes --indices START:STOP (one image cannot be "
+                         "shared out)")
     import cogenerate as cg
     from cogenerate.data.inputs import check_mask_size
     from cogenerate.data.masks import make_operator

@@ -49,8 +49,8 @@ from cogenerate.operators import Mask, Operator
 
 __all__ = [
     "DEFAULT_MASKS", "DEFAULT_IMAGES", "DEFAULT_CHAINS", "DEFAULT_BUDGET", "METRICS", "CogenerationRow",
-    "protocol_seed", "protocol_operator", "evaluate_cogeneration", "cogeneration_protocol", "row_as_dict",
-    "cogeneration_table",
+    "protocol_seed", "protocol_operator", "completion_scores", "evaluate_cogeneration", "cogeneration_protocol",
+    "row_as_dict", "cogeneration_table",
 ]
 
 DEFAULT_MASKS: tuple[str, ...] = ("box", "top-half", "sr4")
@@ -114,8 +114,9 @@ def protocol_operator(spec: str, indices: Sequence[int], *, size: int, mask_seed
     return Mask(torch.cat(masks))
 
 
-def _scores(completion: Any, truth: Tensor) -> dict[str, Tensor]:
-    """Per-image metrics ``(B,)`` of one :func:`~cogenerate.complete` result against ``truth``."""
+def completion_scores(completion: Any, truth: Tensor) -> dict[str, Tensor]:
+    """Per-image metrics ``(B,)`` (:data:`METRICS`, module docstring) of one :func:`~cogenerate.complete`
+    result against ``truth`` ``(B, *x_shape)``."""
     truth = truth.to(completion.estimate)
     hidden = completion.hidden.to(truth)
     count = hidden.flatten(1).sum(1).clamp_min(1)
@@ -191,7 +192,7 @@ def evaluate_cogeneration(
                                   max_grad_evals=max_grad_evals, noise_std=noise_std, rng=rng, progress=report)
             name = completion.method
             parts.append({key: value.detach().to("cpu", torch.float64) for key, value in
-                          _scores(completion, images[start:stop]).items()})
+                          completion_scores(completion, images[start:stop]).items()})
         seconds = time.perf_counter() - started
         per_image = {key: torch.cat([p[key] for p in parts]) for key in METRICS}
         rows.append(CogenerationRow(spec, str(name), n, chains, max_grad_evals,

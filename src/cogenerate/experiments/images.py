@@ -23,9 +23,11 @@ from torch import Tensor, nn
 
 import cogenerate as cg
 from cogenerate import metrics
+from cogenerate.batch import image_seed
+from cogenerate.distributed import gather, shard, world
 from cogenerate.methods import method_from_options
 from cogenerate.data.images import load_dataset
-from cogenerate.data.masks import make_operator
+from cogenerate.evaluation.cogeneration import protocol_operator
 from cogenerate.experiments.toy import markdown_table
 from cogenerate.operators import Mask, Operator
 
@@ -50,8 +52,7 @@ class ImagesConfig:
     # as complete() does by default.
     fit_noise: bool = True
     lr: float = 0.01
-    batch: int = 50  # images per complete() call
-    seed: int = 0
+    seed: int = 0  # picks the images; with each image's index, seeds its mask and its sampler
     # A folder of `cogen train` checkpoints to evaluate, and which iterations of it (empty: all).
     checkpoints: str | None = None
     iterations: tuple[int, ...] = ()
@@ -66,7 +67,7 @@ class ImagesConfig:
 
     @classmethod
     def quick(cls) -> ImagesConfig:
-        return cls(images=2, chains=4, budget=20, candidates=32, batch=2, train_iterations=20, checkpoint_every=10,
+        return cls(images=2, chains=4, budget=20, candidates=32, train_iterations=20, checkpoint_every=10,
                    width=8, latent_dim=16, examples=2)
 
 
@@ -103,65 +104,87 @@ def evaluate_method(
     method: str,
     config: ImagesConfig,
     *,
+    indices: Sequence[int] | None = None,
     discriminator: nn.Module | None = None,
     progress: Callable[[float], None] | None = None,
 ) -> dict[str, Tensor | float]:
     """Complete ``images`` ``(N, C, H, W)`` observed through ``operator`` with ``method``.
 
+    Each image is completed by its own :func:`cogenerate.complete` call seeded
+    :func:`cogenerate.batch.image_seed` ``(config.seed, index)``, so its result does not depend on
+    the other images or on how they are shared out: on several processes (``torchrun``) each
+    completes every N-th image and every process returns all of them.
+
+    Args:
+        indices: the images' indices in their data set, which seed their samplers (default
+            ``0 … N − 1``).
+        operator: a :class:`~cogenerate.operators.Mask` with one row per image, or an operator
+            that is the same for every image.
+
     Returns per-image metrics ``(N,)`` of the point estimate (``*_estimate``) and of the
     completion closest to the truth among the chains (``*_best``), the posterior std map's
-    rank correlation with the estimate's error over hidden pixels, the seconds spent and
-    the gradient evaluations per chain, the fraction of hidden pixels whose truth lies within
-    two predictive std (posterior spread and noise) of the posterior mean, and the noise scale per image.
+    rank correlation with the estimate's error over hidden pixels, the seconds spent (the
+    slowest process's) and the gradient evaluations per chain, the fraction of hidden pixels
+    whose truth lies within two predictive std (posterior spread and noise) of the posterior
+    mean, and the noise scale per image.
     """
     n = images.shape[0]
+    indices = list(range(n)) if indices is None else [int(i) for i in indices]
+    if len(indices) != n:
+        raise ValueError(f"{len(indices)} indices for {n} images")
     kwargs = method_settings(method, config)
     noise_std: float | str = "auto" if config.fit_noise and kwargs["method"].fits_noise else config.noise_std
-    outputs = []
+    mine = shard(range(n))
     started = time.perf_counter()
-    for start in range(0, n, config.batch):
-        stop = min(n, start + config.batch)
-        op = Mask(operator.mask[start:stop]) if isinstance(operator, Mask) and operator.mask.shape[0] == n else operator
+    done = []
+    for count, position in enumerate(mine):
+        op = Mask(operator.mask[position:position + 1]) if isinstance(operator, Mask) and operator.mask.shape[0] == n \
+            else operator
+        image = images[position:position + 1]
+        report = None if progress is None else lambda f, a=count: progress((a + f) / len(mine))
         out = cg.complete(
-            generator, images[start:stop], op, chains=config.chains, noise_std=noise_std,
-            seed=config.seed + start, discriminator=discriminator if method == "yeh" else None, **kwargs,
-            progress=None if progress is None else lambda f, a=start, b=stop: progress((a + f * (b - a)) / n),
+            generator, image, op, chains=config.chains, noise_std=noise_std, seed=image_seed(config.seed, indices[position]),
+            discriminator=discriminator if method == "yeh" else None, **kwargs, progress=report,
         )
-        outputs.append(out)
+        done.append((position, _image_metrics(out, image, op)))
     seconds = time.perf_counter() - started
-    estimate = torch.cat([o.estimate for o in outputs])
-    completions = torch.cat([o.completions for o in outputs])
-    std = torch.cat([o.std for o in outputs])
-    mean = torch.cat([o.mean for o in outputs])
-    predictive = torch.cat([o.predictive_std for o in outputs])
-    mask = operator.full(n, tuple(images.shape[1:])) if isinstance(operator, Mask) else torch.zeros_like(images)
+    parts = dict(gather(done))
+    times = gather([seconds])
+    per_image = [parts[position] for position in range(n)]
+    result: dict[str, Tensor | float] = {key: torch.cat([part[key] for part in per_image]) for key in per_image[0]
+                                         if key != "grad_evals"}
+    result["seconds"] = max(times)
+    result["grad_evals_per_chain"] = max(int(part["grad_evals"]) for part in per_image)
+    return result
+
+
+def _image_metrics(out: Any, image: Tensor, operator: Operator) -> dict[str, Tensor | int]:
+    """The metrics of :func:`evaluate_method` of one completion ``out`` of ``image`` ``(1, C, H, W)``, on the CPU."""
+    mask = operator.full(1, tuple(image.shape[1:])) if isinstance(operator, Mask) else torch.zeros_like(image)
     hidden = mask == 0
-    per_chain = torch.stack([metrics.masked_mse(completions[:, c], images, mask) for c in range(completions.shape[1])], 1)
-    best = completions[torch.arange(n), per_chain.argmin(1)]
-    error = (estimate - images).abs()
-    correlation = torch.stack([
-        metrics.rank_correlation(std[i][hidden[i]].reshape(1, -1), error[i][hidden[i]].reshape(1, -1))[0]
-        for i in range(n)
-    ])
+    estimate, completions = out.estimate, out.completions
+    per_chain = torch.stack([metrics.masked_mse(completions[:, c], image, mask) for c in range(completions.shape[1])], 1)
+    best = completions[torch.arange(1), per_chain.argmin(1)]
+    error = (estimate - image).abs()
+    correlation = metrics.rank_correlation(out.std[0][hidden[0]].reshape(1, -1), error[0][hidden[0]].reshape(1, -1))
     # Calibration: how often the truth lies within two predictive std of the posterior mean.
-    inside = ((mean - images).abs() <= 2 * predictive) & hidden
+    inside = ((out.mean - image).abs() <= 2 * out.predictive_std) & hidden
     coverage = inside.flatten(1).sum(1) / hidden.flatten(1).sum(1).clamp_min(1)
-    return {
-        "mse_hidden_estimate": metrics.masked_mse(estimate, images, mask),
+    values = {
+        "mse_hidden_estimate": metrics.masked_mse(estimate, image, mask),
         "mse_hidden_best": per_chain.min(1).values,
-        "mse_estimate": metrics.mse(estimate, images),
-        "psnr_estimate": metrics.psnr(estimate, images),
-        "ssim_estimate": metrics.ssim(estimate, images),
-        "ssim_best": metrics.ssim(best, images),
-        "ms_ssim_estimate": metrics.ms_ssim(estimate, images),
-        "std_error_rank_correlation": correlation,
+        "mse_estimate": metrics.mse(estimate, image),
+        "psnr_estimate": metrics.psnr(estimate, image),
+        "ssim_estimate": metrics.ssim(estimate, image),
+        "ssim_best": metrics.ssim(best, image),
+        "ms_ssim_estimate": metrics.ms_ssim(estimate, image),
+        "std_error_rank_correlation": correlation.reshape(1),
         "coverage_2std": coverage,
-        "seconds": seconds,
-        "grad_evals_per_chain": max(o.grad_evals for o in outputs),
-        "noise_scale": torch.cat([o.diagnostics["noise_scale"] for o in outputs]),
+        "noise_scale": out.diagnostics["noise_scale"],
         "estimate": estimate,
-        "std": std,
+        "std": out.std,
     }
+    return {**{key: value.detach().cpu() for key, value in values.items()}, "grad_evals": int(out.grad_evals)}
 
 
 def summarise(values: Tensor) -> tuple[float, float]:
@@ -275,12 +298,22 @@ def reproduce_images(
             ``config.checkpoints``; if neither is given a DCGAN is trained first with
             ``config.train_iterations`` and ``config.checkpoint_every``).
         progress: ``progress(stage, fraction)``.
+
+    The test images are the first ``config.images`` of a permutation of the test split drawn
+    from ``config.seed``; image ``i``'s box is the co-generation protocol's
+    (:func:`~cogenerate.evaluation.cogeneration.protocol_operator` of ``(config.seed, i)``, ``i``
+    its test-set index) and :func:`evaluate_method` seeds its sampler from the same pair. On
+    several processes (``torchrun --nproc-per-node N -m cogenerate reproduce images``) the DCGAN
+    is trained data-parallel (:mod:`cogenerate.training.distributed`), each process completes
+    every N-th image, and rank 0 writes the files; with ``checkpoints`` given the rows are the
+    same for any number of processes.
     """
     from cogenerate.checkpoint import list_checkpoints, load_checkpoint
 
     config = config or ImagesConfig()
     out = Path(out_dir)
-    out.mkdir(parents=True, exist_ok=True)
+    if world().writes:
+        out.mkdir(parents=True, exist_ok=True)
     checkpoints = checkpoints if checkpoints is not None else config.checkpoints
     folder = Path(checkpoints) if checkpoints is not None else _train_checkpoints(out, config, progress)
     found = list_checkpoints(folder)
@@ -295,7 +328,7 @@ def reproduce_images(
     first = load_checkpoint(found[0][1]).modules["generator"]
     if tuple(images.shape[1:]) != tuple(first(torch.zeros(1, first.latent_dim)).shape[1:]):
         raise ValueError(f"checkpoints in {folder} make images of another size than {config.dataset}'s")
-    operator = make_operator(config.mask, n=len(images), size=images.shape[-1], rng=rng)
+    operator = protocol_operator(config.mask, pick.tolist(), size=images.shape[-1], mask_seed=config.seed)
     rows, examples = [], {}
     for iteration, path in found:
         modules = load_checkpoint(path).modules
@@ -305,7 +338,7 @@ def reproduce_images(
                 continue
             stage = f"iteration {iteration}: {method}"
             result = evaluate_method(
-                generator, images, operator, method, config, discriminator=discriminator,
+                generator, images, operator, method, config, indices=pick.tolist(), discriminator=discriminator,
                 progress=None if progress is None else lambda f, s=stage: progress(s, f),
             )
             rows.append(_row(iteration, method, result, config))
@@ -317,6 +350,8 @@ def reproduce_images(
         "curves": out / "fig3_curves.png",
         "examples": out / "fig4_examples.png",
     }
+    if not world().writes:
+        return {"rows": rows, "files": {k: str(v) for k, v in files.items()}}
     files["table_md"].write_text(markdown_table(rows))
     files["table_json"].write_text(json.dumps({"config": asdict(config), "checkpoints": str(folder), "rows": rows}, indent=2))
     _plot_curves(rows, files["curves"])

@@ -31,6 +31,11 @@ shipped DCGAN isolates what the weight samples add.
 
 Each chain's state is its module's weights and Adam state, which the checkpoints hold, so a
 run resumes exactly where it stopped (training takes longer than one session).
+
+On several processes (:mod:`cogenerate.training.distributed`) the gradients are averaged over
+them, so the noise is drawn on every process and rank 0's draw is used everywhere: the average
+then carries one draw of variance 2αη, as on one process (independent draws would average to
+a variance N times too small), and the weight samples stay equal on every process.
 """
 
 from __future__ import annotations
@@ -42,6 +47,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+from cogenerate.distributed import broadcast_
 from cogenerate.models.dcgan import DCGANDiscriminator, DCGANGenerator
 from cogenerate.training.dcgan import DCGAN_BETAS, generator_loss
 from cogenerate.training.families import Family, Option, register_family
@@ -78,8 +84,11 @@ def sghmc_noise_loss(parameters: Iterable[Tensor], noise: Iterable[Tensor], *, o
 
 
 def _noise(parameters: list[Tensor], *, std: float, rng: torch.Generator) -> list[Tensor]:
-    return [(std * torch.randn(p.shape, generator=rng, device=rng.device, dtype=p.dtype)).to(p.device)
-            for p in parameters]
+    """One N(0, std²) draw per weight; on several processes rank 0's draw everywhere (see the module docstring)."""
+    noise = [(std * torch.randn(p.shape, generator=rng, device=rng.device, dtype=p.dtype)).to(p.device)
+             for p in parameters]
+    broadcast_(noise)
+    return noise
 
 
 def _bayes_terms(module: nn.Module, *, observed: float, prior_std: float, noise_std: float,

@@ -6,6 +6,11 @@ argument, whose state is saved in every checkpoint together with the optimizers'
 the step's own state, so a run that is killed and resumed from its latest checkpoint ends
 with the same weights as an uninterrupted run. The loop never prints: progress is reported
 through ``on_step``.
+
+In a torch.distributed process group of several processes (``torchrun``), the same call on
+every process trains data-parallel: each process steps on its own shard of every batch and
+the gradients of every backward pass are averaged over the processes; rank 0 alone writes
+checkpoints and grids (:mod:`cogenerate.training.distributed` says how and why).
 """
 
 from __future__ import annotations
@@ -27,6 +32,8 @@ from cogenerate.checkpoint import (
     restore_checkpoint,
     save_checkpoint,
 )
+from cogenerate.distributed import barrier, world
+from cogenerate.training import distributed
 from cogenerate.training.families import Family, get_family
 
 __all__ = ["GRID_SCALE", "SAMPLES_FOLDER", "TrainResult", "checkpoint_name", "nan_losses", "train", "write_grid"]
@@ -96,6 +103,17 @@ def train(
     and at most one periodic one. With ``grid_latents``, every checkpoint comes with a grid
     of ``generator(grid_latents)`` (eval mode) in ``<checkpoint_dir>/samples/iter_<n:07d>.png``.
 
+    Several processes (a torch.distributed default group of size N > 1, e.g. under
+    ``torchrun``): every process makes the same call with the same seed. Each iteration draws
+    the global batch of ``batch_size`` from ``rng`` on every process, each keeps its own
+    ``batch_size / N`` images, and the step draws its randomness from a generator of the
+    process's own, seeded from ``rng`` and the rank; gradients are averaged over the processes
+    after every backward pass and rank 0's buffers copied to the others, so the modules stay
+    equal everywhere (:mod:`cogenerate.training.distributed`). Rank 0 alone resumes from and
+    writes checkpoints and grids; ``on_step`` gets the losses averaged over the processes on
+    every process. The same seed and number of processes give the same result; one process is
+    exactly the single-process loop.
+
     Args:
         family: a :class:`~cogenerate.training.families.Family` or a registered name.
         modules: role -> module, as ``family.step`` expects them.
@@ -126,7 +144,8 @@ def train(
 
     Raises:
         CheckpointError: a checkpoint to resume from is unreadable or does not match.
-        ValueError: a negative ``iterations``, a ``batch_size`` or ``checkpoint_every`` < 1.
+        ValueError: a negative ``iterations``, a ``batch_size`` or ``checkpoint_every`` < 1, a
+            ``batch_size`` that is not a multiple of the number of processes.
     """
     family = get_family(family)
     batch_size = int(settings["batch_size"])
@@ -136,6 +155,9 @@ def train(
         raise ValueError(f"batch_size must be >= 1, got {batch_size}")
     if checkpoint_every is not None and checkpoint_every < 1:
         raise ValueError(f"checkpoint_every must be >= 1 or None, got {checkpoint_every}")
+    at = world()
+    if batch_size % at.size:
+        raise ValueError(f"--batch-size {batch_size} must be a multiple of the {at.size} processes")
     device, dtype = _device_and_dtype(modules)
     started = time.perf_counter()
 
@@ -153,7 +175,7 @@ def train(
     resumed_from: Path | None = None
     last_checkpoint: Path | None = None
     previous_periodic: Path | None = None
-    if directory is not None and resume:
+    if directory is not None and resume and at.writes:
         candidates = [(it, prefix) for it, prefix in list_checkpoints(directory) if it <= iterations]
         if candidates:
             start, resumed_from = candidates[-1]
@@ -168,35 +190,57 @@ def train(
             last_checkpoint = resumed_from
             if start not in keep_set and start != iterations:
                 previous_periodic = resumed_from
+    step_rng = rng
+    hooks: list[Any] = []
+    if at.distributed:  # rank 0's weights, optimizer states, rng and step state everywhere
+        hooks = distributed.replicate(modules)
+        start, state = distributed.share_training_state(optimizers, rng, start=start, state=state)
+        if start > 0 and directory is not None:
+            resumed_from = last_checkpoint = directory / checkpoint_name(start)
+        step_rng = torch.Generator(device=rng.device)
 
     for module in modules.values():
         module.train()
     losses: dict[str, float] = {}
     last_grid: Path | None = None
-    for iteration in range(start + 1, iterations + 1):
-        real = sample_data(batch_size, rng).to(device=device, dtype=dtype)
-        state, losses = family.step(modules, optimizers, real, rng, state)
+    try:
+        for iteration in range(start + 1, iterations + 1):
+            real = sample_data(batch_size, rng)
+            if at.distributed:
+                real = distributed.batch_shard(real, at)
+                distributed.rank_generator(rng, at, into=step_rng)
+            state, losses = family.step(modules, optimizers, real.to(device=device, dtype=dtype), step_rng, state)
+            if at.distributed:
+                distributed.sync_buffers(modules.values())
+                losses = distributed.mean_losses(losses)
 
-        periodic = checkpoint_every is not None and iteration % checkpoint_every == 0
-        if directory is not None and (periodic or iteration in keep_set or iteration == iterations):
-            written = save_checkpoint(
-                directory / checkpoint_name(iteration),
-                modules,
-                run_config,
-                optimizers=optimizers,
-                rng_state=rng.get_state(),
-                step_state=state,
-                iteration=iteration,
-            )
-            if previous_periodic is not None and previous_periodic != written:
-                delete_checkpoint(previous_periodic)
-            previous_periodic = written if iteration not in keep_set and iteration != iterations else None
-            last_checkpoint = written
-            if grid_latents is not None:
-                last_grid = write_grid(modules["generator"], grid_latents,
-                                       directory / SAMPLES_FOLDER / f"{checkpoint_name(iteration)}.png")
-        if on_step is not None:
-            on_step(iteration, losses)
+            periodic = checkpoint_every is not None and iteration % checkpoint_every == 0
+            if directory is not None and (periodic or iteration in keep_set or iteration == iterations):
+                written = directory / checkpoint_name(iteration)
+                grid = directory / SAMPLES_FOLDER / f"{checkpoint_name(iteration)}.png"
+                if at.writes:
+                    written = save_checkpoint(
+                        written,
+                        modules,
+                        run_config,
+                        optimizers=optimizers,
+                        rng_state=rng.get_state(),
+                        step_state=state,
+                        iteration=iteration,
+                    )
+                    if previous_periodic is not None and previous_periodic != written:
+                        delete_checkpoint(previous_periodic)
+                    previous_periodic = written if iteration not in keep_set and iteration != iterations else None
+                    if grid_latents is not None:
+                        write_grid(modules["generator"], grid_latents, grid)
+                last_checkpoint = written
+                last_grid = grid if grid_latents is not None else None
+            if on_step is not None:
+                on_step(iteration, losses)
+    finally:
+        for hook in hooks:
+            hook.remove()
+    barrier()  # rank 0's last checkpoint is written before any process returns
 
     return TrainResult(
         iteration=max(start, iterations),

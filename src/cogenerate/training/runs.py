@@ -19,6 +19,7 @@ arguments and prints.
 
 from __future__ import annotations
 
+import contextlib
 import json
 from collections.abc import Callable, Mapping
 from pathlib import Path
@@ -28,6 +29,7 @@ import torch
 from torch import Tensor
 
 from cogenerate.checkpoint import checkpoint_files, list_checkpoints
+from cogenerate.distributed import world
 from cogenerate.training.families import COMMON_SETTINGS, RUN_SETTINGS, Family, get_family, resolve_settings
 from cogenerate.training.loop import TrainResult, train
 
@@ -107,6 +109,11 @@ def train_family(
     none) and the final one are kept. ``losses.csv`` drops what a killed run logged after its
     last checkpoint before it resumes, so it always matches an uninterrupted run.
 
+    On several processes (``torchrun``; :func:`~cogenerate.training.loop.train`), every process
+    makes this call with the same ``data`` and ``seed`` and trains on its shard of each batch;
+    rank 0 alone writes the run folder, and ``losses.csv`` holds the losses averaged over the
+    processes.
+
     Args:
         family: a :class:`~cogenerate.training.families.Family` with a ``build`` or its name.
         data: training images ``(N, C, H, W)`` in ``[-1, 1]``, on the device to train on.
@@ -166,16 +173,19 @@ def train_family(
     }
     start = max((it for it in existing if it <= iterations), default=0)
     losses_file = out / LOSSES_FILE
-    _truncate_losses(losses_file, start)
-    out.mkdir(parents=True, exist_ok=True)
-    with open(losses_file, "a", encoding="utf-8") as log:
-        if start == 0:
+    writes = world().writes  # on several processes, rank 0 alone writes the run folder
+    if writes:
+        _truncate_losses(losses_file, start)
+        out.mkdir(parents=True, exist_ok=True)
+    with open(losses_file, "a", encoding="utf-8") if writes else contextlib.nullcontext() as log:
+        if start == 0 and log is not None:
             log.write(",".join(("iteration", *family.losses)) + "\n")
 
         def log_step(iteration: int, losses: dict[str, float]) -> None:
-            log.write(",".join([str(iteration), *(f"{losses[name]:.6g}" for name in family.losses)]) + "\n")
-            if iteration % checkpoint_every == 0 or iteration == iterations:
-                log.flush()
+            if log is not None:
+                log.write(",".join([str(iteration), *(f"{losses[name]:.6g}" for name in family.losses)]) + "\n")
+                if iteration % checkpoint_every == 0 or iteration == iterations:
+                    log.flush()
             if on_step is not None:
                 on_step(iteration, losses)
 
