@@ -17,13 +17,13 @@ import sys
 from collections.abc import Sequence
 from typing import Any
 
-from cogenerate.cli import complete, demo, evaluate, models, reproduce, sample, train
+from cogenerate.cli import complete, demo, evaluate, models, reproduce, sample, serve, train
 from cogenerate.cli.common import PROG, Formatter
 from cogenerate.cli.distributed import process_group
 
 __all__ = ["main", "build_parser"]
 
-COMMANDS = (demo, reproduce, train, complete, sample, evaluate, models)
+COMMANDS = (demo, reproduce, train, complete, sample, evaluate, models, serve)
 
 
 def main(argv: Sequence[str] | None = None) -> int:
