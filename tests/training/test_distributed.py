@@ -113,16 +113,16 @@ def _gradients(rank: int, folder: Path) -> None:
 
 
 def _run_all(rank: int, folder: Path) -> None:
-    _gradients(rank, folder)
-    _dcgan_run(rank, folder)
-    _family_run(rank, folder, "began", architecture="paper", code_dim=4)
-    _family_run(rank, folder, "bayesian-gan", generator_samples=2)
+    _dcgan_run(rank, folder / "broken")  # resumes the killed run
+    _dcgan_run(rank, folder / "whole")
+    _gradients(rank, folder / "whole")
+    _family_run(rank, folder / "whole", "began", architecture="paper", code_dim=4)
+    _family_run(rank, folder / "whole", "bayesian-gan", generator_samples=2)
 
 
 TASKS = {
+    "killed": lambda rank, folder: _dcgan_run(rank, folder / "broken", die_at=3),
     "run": _run_all,
-    "killed": lambda rank, folder: _dcgan_run(rank, folder, die_at=3),
-    "resume": _dcgan_run,
 }
 
 
@@ -140,7 +140,10 @@ def test_two_processes_train_replicas_that_stay_equal_and_resume_after_a_rank_is
     whole, broken = tmp_path / "whole", tmp_path / "broken"
     whole.mkdir()
     broken.mkdir()
-    spawn("run", whole)
+    with pytest.raises(mp.ProcessExitedException):  # rank 1 dies after iteration 3
+        spawn("killed", tmp_path)
+    assert [p.name for p in (broken / "dcgan").glob("iter_*.json")] == ["iter_0000002.json"]
+    spawn("run", tmp_path)  # resumes the killed run, then runs the same one uninterrupted, and more
 
     for rank_result in _load(whole, "gradients"):  # every backward ends with the mean gradient
         for got, want in zip(rank_result["averaged"], rank_result["expected"], strict=True):
@@ -154,22 +157,18 @@ def test_two_processes_train_replicas_that_stay_equal_and_resume_after_a_rank_is
     assert sorted(p.name for p in run.glob("iter_*.json")) == ["iter_0000002.json", "iter_0000004.json"]
     assert len((run / LOSSES_FILE).read_text().splitlines()) == 1 + 4  # rank 0 alone logs
 
+    resumed = _load(broken, "dcgan")
+    assert resumed[0]["result"]["start_iteration"] == 2 == resumed[1]["result"]["start_iteration"]
+    _assert_equal_weights(resumed[0]["weights"], dcgan[0]["weights"])  # as if never killed
+    _assert_equal_weights(resumed[1]["weights"], dcgan[0]["weights"])
+    assert (broken / "dcgan" / LOSSES_FILE).read_text() == (run / LOSSES_FILE).read_text()
+
     for family in ("began", "bayesian-gan"):  # state beyond the weights stays in sync too
         ranks = _load(whole, family)
         _assert_equal_weights(ranks[0]["weights"], ranks[1]["weights"])
         assert ranks[0]["losses"] == ranks[1]["losses"]
         assert all(math.isfinite(v) for losses in ranks[0]["losses"] for v in losses.values())
     assert [losses["k"] for losses in _load(whole, "began")[0]["losses"]][0] == 0.0
-
-    with pytest.raises(mp.ProcessExitedException):  # rank 1 dies after iteration 3
-        spawn("killed", broken)
-    assert [p.name for p in (broken / "dcgan").glob("iter_*.json")] == ["iter_0000002.json"]
-    spawn("resume", broken)
-    resumed = _load(broken, "dcgan")
-    assert resumed[0]["result"]["start_iteration"] == 2 == resumed[1]["result"]["start_iteration"]
-    _assert_equal_weights(resumed[0]["weights"], dcgan[0]["weights"])  # as if never killed
-    _assert_equal_weights(resumed[1]["weights"], dcgan[0]["weights"])
-    assert (broken / "dcgan" / LOSSES_FILE).read_text() == (run / LOSSES_FILE).read_text()
 
 
 def test_each_rank_gets_its_shard_of_the_batch_and_its_own_generator() -> None:

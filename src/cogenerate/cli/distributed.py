@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import datetime
 import os
 from collections.abc import Iterator
 
@@ -63,7 +64,7 @@ def process_group(args: argparse.Namespace) -> Iterator[None]:
         backend = "nccl"
     else:
         backend = "gloo"
-    torch.distributed.init_process_group(backend)  # rendezvous from torchrun's environment
+    _join(backend)
     try:
         if torch.distributed.get_rank() == 0:
             yield
@@ -73,3 +74,27 @@ def process_group(args: argparse.Namespace) -> Iterator[None]:
                 yield
     finally:
         torch.distributed.destroy_process_group()
+
+
+def _join(backend: str) -> None:
+    """``init_process_group`` from torchrun's environment, its keys under this restart's own prefix.
+
+    After torchrun restarts the workers (``--max-restarts``), its shared store still holds the
+    addresses the killed workers published, and the new ones may connect to those (PyTorch
+    issue #135712). A store prefix per ``TORCHELASTIC_RESTART_COUNT`` keeps every attempt's
+    keys apart; the store itself is the one ``init_process_group("env://")`` would open.
+    """
+    rank, size = int(os.environ["RANK"]), int(os.environ["WORLD_SIZE"])
+    agent_store = os.environ.get("TORCHELASTIC_USE_AGENT_STORE") == str(True)
+    store = torch.distributed.TCPStore(
+        os.environ["MASTER_ADDR"], int(os.environ["MASTER_PORT"]), size, is_master=not agent_store and rank == 0,
+        timeout=_TIMEOUT, multi_tenant=not agent_store,
+    )
+    prefix = f"cogen/restart-{os.environ.get('TORCHELASTIC_RESTART_COUNT', '0')}"
+    torch.distributed.init_process_group(backend, store=torch.distributed.PrefixStore(prefix, store), rank=rank,
+                                         world_size=size, timeout=_TIMEOUT)
+
+
+_TIMEOUT = datetime.timedelta(minutes=30)
+"""How long a process waits for the others (at the start and in every collective): PyTorch's default for gloo."""
+

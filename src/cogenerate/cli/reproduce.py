@@ -11,6 +11,7 @@ from pathlib import Path
 from typing import Any
 
 from cogenerate.cli.common import StageBars, print_files, setup
+from cogenerate.distributed import world
 
 __all__ = ["TOY_THREADS", "register", "run", "run_experiment"]
 
@@ -29,6 +30,7 @@ def register(command: Callable[..., argparse.ArgumentParser]) -> None:
         "  cogen reproduce toy --quick                 # a few minutes\n"
         "  cogen reproduce toy --out results/toy       # the full run (long)\n"
         "  cogen reproduce images --quick\n"
+        "  torchrun --nproc-per-node 2 -m cogenerate reproduce images --quick   # images shared out over 2 processes\n"
         "  cogen reproduce triangle --quick            # the divergence triangle's figures\n"
         "  cogen reproduce images --set checkpoints=runs/fm --set 'iterations=[2000,4000,6000]' --set images=30\n"
         "  cogen reproduce toy --set chains=50 --set 'ais={\"steps\": 2000, \"leapfrog\": 10}'",
@@ -43,6 +45,9 @@ def register(command: Callable[..., argparse.ArgumentParser]) -> None:
 
 def run(args: argparse.Namespace) -> int:
     setup(args, default_threads=TOY_THREADS if args.experiment == "toy" else None)
+    if args.experiment != "images" and world().distributed:
+        raise ValueError(f"`cogen reproduce {args.experiment}` runs on one process; under torchrun only "
+                         "`reproduce images` shares its work out")
     out = Path(args.out or f"cogen-{args.experiment}")
     if args.experiment == "toy":
         from cogenerate.experiments.toy import ToyConfig, reproduce_toy

@@ -47,6 +47,8 @@ def register(command: Callable[..., argparse.ArgumentParser]) -> None:
         "  cogen train --data mnist --out runs/mnist --width 32 --latent-dim 64\n"
         "  cogen train --data ~/photos --size 64 --channels 3 --out runs/photos\n"
         "  cogen train --out runs/fm --iterations 10000   # continue a run\n"
+        "  torchrun --nproc-per-node 4 -m cogenerate train --data fashion-mnist --out runs/fm4 --device cuda\n"
+        "      # data-parallel on 4 GPUs: each takes 1/4 of every --batch-size batch (docs/distributed.md)\n"
         f"\ndata sets: {', '.join(BUILTIN_DATASETS[:-1])}, {BUILTIN_DATASETS[-1]} (8×8, resized), or a folder of images.\n"
         f"\nfamilies (--family):\n{families}",
     )
