@@ -119,3 +119,25 @@ def test_a_run_cancelled_in_the_queue_does_not_start(page: Page, tmp_path: Path)
     page.on_cancel(run_id)
     updates = list(page.on_run(run_id, None, "fashion-mnist", None, "centre", "smc", 4, 0, 0, 0, "", 0))
     assert len(updates) == 1 and updates[0][0] == "Cancelled before it started."
+
+
+def test_choosing_an_image_fills_the_canvas(page: Page, tmp_path: Path) -> None:
+    name = inputs.test_image_names()[0]
+    source, canvas, info, status = page.on_test_image(name, "fashion-mnist", inputs.DRAWN, 0)
+    assert Path(source).is_file() and name in info and status.startswith("Paint the region to hide")
+    assert canvas["background"].shape == (336, 336, 3) and canvas["layers"] == []
+    centre = page.on_settings(source, "fashion-mnist", "centre", 0)["background"]
+    assert (centre[168, 168] == 128).all() and not (canvas["background"][168, 168] == 128).all()
+    photo = tmp_path / "photo.png"
+    Image.fromarray(np.full((40, 60, 3), 90, np.uint8)).save(photo)
+    with pytest.warns(UserWarning) as notices:  # gr.Warning outside a page: a Python warning
+        source, canvas, info, _ = page.on_upload(str(photo), "fashion-mnist", inputs.DRAWN, 0)
+    assert [str(notice.message) for notice in notices] == [
+        "photo.png: resized it from 60×40 to 28×28 (centre-cropped to a square), as the model makes 28×28 grey images",
+        "photo.png: converted it to grey, as the model makes 28×28 grey images",
+    ]
+    assert source == str(photo) and (canvas["background"] == 90).all() and "photo.png" in info
+    text = tmp_path / "x.txt"
+    text.write_text("hello")
+    with pytest.raises(ValueError, match="^x.txt is not an image that can be read"):
+        page.on_upload(str(text), "fashion-mnist", inputs.DRAWN, 0)

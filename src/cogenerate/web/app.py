@@ -89,6 +89,7 @@ class Page:
         self.root = root
         self.device = device
         self.runs = RunRegistry()
+        self.shapes: dict[str, tuple[int, int]] = {}  # (channels, side) of the shipped models loaded so far
 
     # -- the model and the image ----------------------------------------------------------
 
@@ -97,13 +98,19 @@ class Page:
         from cogenerate.cli.complete import image_shape
         from cogenerate.cli.model_spec import load_model
 
-        if not spec or not str(spec).strip():
+        name = str(spec or "").strip()
+        if not name:
             raise ValueError("choose a model")
+        if name in self.shapes:
+            return self.shapes[name]
         try:
-            model = load_model(str(spec).strip(), device=self.device)
+            model = load_model(name, device=self.device)
         except ValueError as error:
             raise ValueError(f"model {spec!r} failed to load: {_one_line(error)}") from None
-        return image_shape(model, str(spec))
+        shape = image_shape(model, name)
+        if name in PRETRAINED:  # shipped files do not change while the page runs; local ones may
+            self.shapes[name] = shape
+        return shape
 
     def canvas(self, source: str | None, spec: str, region: str, seed: float | None,
                *, notify: bool = False) -> dict[str, Any] | None:
@@ -254,7 +261,7 @@ def build_app(*, models: Sequence[str] = (), root: Path | None = None, device: t
                 model = gr.Dropdown(choices, value=choices[0] if choices else DEFAULT_MODEL, allow_custom_value=True,
                                     label="Model", elem_id="model",
                                     info="a shipped model, or a checkpoint or `cogen train` run folder on this machine")
-                model_info = gr.Markdown(elem_id="model-info")
+                model_info = gr.Markdown(PRETRAINED.get(model.value, ""), elem_id="model-info")
                 upload = gr.File(label="Upload an image", file_count="single", type="filepath", elem_id="upload",
                                  height=120)
                 test_image = gr.Dropdown(inputs.test_image_names(), value=None, label="… or a shipped test image",
@@ -321,7 +328,8 @@ def build_app(*, models: Sequence[str] = (), root: Path | None = None, device: t
             concurrency_limit=concurrency, concurrency_id="runs",
         )
         cancel.click(_page_errors(page.on_cancel), run_id, None, queue=False)
-        app.load(_page_errors(page.on_model), model, model_info)
+        if model.value not in PRETRAINED:
+            app.load(_page_errors(page.on_model), model, model_info)  # check a local model when the page opens
     return app
 
 
