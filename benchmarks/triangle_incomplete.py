@@ -1,6 +1,6 @@
 """Learning from incomplete images (Han et al. 2019, Table III) at this machine's scale (issue 12).
 
-    python benchmarks/triangle_incomplete.py --methods triangle vae --occlusions p.5 p.7 mb10 b20 b30 \
+    python benchmarks/triangle_incomplete.py --methods triangle vae abp --occlusions p.5 p.7 mb10 b20 b30 \
         --images 5000 --iterations 1500 --json /work/runs/bench/triangle_incomplete.json
 
 For each (method, occlusion): the first ``--images`` images of a fixed permutation (seed 0) of
@@ -8,7 +8,10 @@ the Fashion-MNIST training set, each with its own occlusion (drawn with seed 0),
 family from scratch with :func:`cogenerate.training.incomplete.train_on_incomplete` (zero-fill,
 then refill with g(μ(x̃)) after each step that saw the image), and score the recovered training
 images on their hidden pixels (Table III's error: mean absolute difference / pixel range).
-Width 32, latent 32, batch 64, each family's own defaults otherwise.
+Width 32, latent 32, batch 64, each family's own defaults otherwise. ``abp`` is alternating
+back-propagation (:func:`cogenerate.training.incomplete.train_abp_on_incomplete`: a DCGAN
+generator, one persistent latent per image, ``--langevin-steps`` moves of step 0.1 at σ = 0.3
+per visit).
 
 Occlusions, scaled from the paper's 64 px CelebA to 28 px by 28/64 (rounded): P.5 / P.7 hide
 50 % / 70 % of the pixels at random; MB10 hides 10 random 4×4 blocks (10×10 at 64 px);
@@ -30,7 +33,7 @@ import torch
 from cogenerate.data.images import load_dataset
 from cogenerate.data.masks import make_operator, multi_blocks
 from cogenerate.training.families import resolve_settings
-from cogenerate.training.incomplete import recover, recovery_error, train_on_incomplete
+from cogenerate.training.incomplete import recover, recovery_error, train_abp_on_incomplete, train_on_incomplete
 
 SCALE = 28 / 64
 """Sides of the paper's 64 px occlusions scaled to 28 px."""
@@ -50,6 +53,7 @@ def main() -> None:
     parser.add_argument("--occlusions", nargs="+", default=["p.5", "p.7", "mb10", "b20", "b30"])
     parser.add_argument("--images", type=int, default=5000)
     parser.add_argument("--iterations", type=int, default=1500)
+    parser.add_argument("--langevin-steps", type=int, default=10, help="ABP: Langevin moves per visit")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--json", required=True)
     parser.add_argument("--figure", default=None, help="PNG of truth / occluded / recovered per finished pair")
@@ -67,11 +71,17 @@ def main() -> None:
             key = f"{method}/{occlusion}"
             if key in table:
                 continue
-            settings = resolve_settings(method, {"width": 32, "latent_dim": 32, "batch_size": 64})
             started = time.perf_counter()
-            run = train_on_incomplete(method, truth * mask, mask, settings=settings, iterations=args.iterations,
-                                      rng=torch.Generator().manual_seed(args.seed))
-            recovered = recover(run.modules, run.filled, truth * mask, mask)
+            rng = torch.Generator().manual_seed(args.seed)
+            if method == "abp":
+                run = train_abp_on_incomplete(truth * mask, mask, latent_dim=32, width=32, batch_size=64,
+                                              iterations=args.iterations, rng=rng, langevin_steps=args.langevin_steps)
+                recovered = run.recovered
+            else:
+                settings = resolve_settings(method, {"width": 32, "latent_dim": 32, "batch_size": 64})
+                run = train_on_incomplete(method, truth * mask, mask, settings=settings, iterations=args.iterations,
+                                          rng=rng)
+                recovered = recover(run.modules, run.filled, truth * mask, mask)
             errors = recovery_error(recovered, truth, mask)
             table[key] = {
                 "method": method, "occlusion": occlusion, "images": len(truth), "iterations": args.iterations,
