@@ -100,7 +100,8 @@ def test_super_resolution_of_a_small_upload(page: Page, tmp_path: Path) -> None:
 
 def test_a_run_streams_to_the_page_and_offers_the_files(page: Page, tmp_path: Path) -> None:
     image = inputs.write_test_image(inputs.test_image_names()[3], tmp_path)
-    run_id = page.new_run()
+    run_id, waiting = page.new_run()
+    assert waiting.startswith("Waiting for the sampler")
     updates = list(page.on_run(run_id, str(image), "fashion-mnist", _drawn(slice(100, 220), slice(60, 280)),
                                inputs.DRAWN, "gd", 3, 0, 5, 0, "", 0))
     status, gallery, mean, std, weights, figure, downloads = updates[-1]
@@ -115,7 +116,7 @@ def test_a_run_streams_to_the_page_and_offers_the_files(page: Page, tmp_path: Pa
 
 
 def test_a_run_cancelled_in_the_queue_does_not_start(page: Page, tmp_path: Path) -> None:
-    run_id = page.new_run()
+    run_id, _ = page.new_run()
     page.on_cancel(run_id)
     updates = list(page.on_run(run_id, None, "fashion-mnist", None, "centre", "smc", 4, 0, 0, 0, "", 0))
     assert len(updates) == 1 and updates[0][0] == "Cancelled before it started."

@@ -156,10 +156,11 @@ class Page:
 
     # -- a run -------------------------------------------------------------------------------
 
-    def new_run(self) -> str:
+    def new_run(self) -> tuple[str, str]:
+        """A new run id (before the run waits in the queue, so that Cancel can reach it there)."""
         run_id = uuid.uuid4().hex[:12]
         self.runs.open(run_id)
-        return run_id
+        return run_id, "Waiting for the sampler (the queue position shows below)…"
 
     def on_cancel(self, run_id: str | None) -> None:
         if self.runs.cancel(run_id):
@@ -321,7 +322,7 @@ def build_app(*, models: Sequence[str] = (), root: Path | None = None, device: t
                           [source, editor, source_info, status])
         region.change(_page_errors(page.on_settings), canvas_inputs, editor)
         seed.change(_page_errors(page.on_settings), canvas_inputs, editor)
-        run.click(page.new_run, None, run_id, queue=False).then(
+        run.click(page.new_run, None, [run_id, status], queue=False).then(
             _page_errors(page.on_run),
             [run_id, source, model, editor, region, method, chains, budget, steps, leapfrog, noise, seed],
             [status, completions, mean, std, weights, figure, downloads],
