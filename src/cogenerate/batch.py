@@ -177,7 +177,7 @@ def summary_row(results: Sequence[ImageResult], *, mask: str, method: str, chain
 
 
 def _model_device(model: Any) -> torch.device:
-    modules: Mapping[str, Any] | None = getattr(model, "modules", None) if not isinstance(model, torch.nn.Module) else None
+    modules = None if isinstance(model, torch.nn.Module) else getattr(model, "modules", None)
     candidates = list(modules.values()) if isinstance(modules, Mapping) else [model]
     for module in candidates:
         if isinstance(module, torch.nn.Module):

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import contextlib
+import io
 import json
 import math
 import os
@@ -22,9 +24,18 @@ ARGV = ["--threads", "1", "--quiet", "complete", "--model", "tests.cli.helpers:g
         "--indices", "4:7,0", "--mask", "box", "--method", "smc", "--chains", "3", "--budget", "6", "--seed", "2"]
 
 
-def test_batch_mode_writes_one_record_per_image_and_a_summary(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
-    assert main([*ARGV, "--out", str(tmp_path)]) == 0
-    out = capsys.readouterr().out
+@pytest.fixture(scope="module")
+def one_process(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, str]:
+    """The run of :data:`ARGV` on one process: its folder and what it printed."""
+    folder = tmp_path_factory.mktemp("one")
+    printed = io.StringIO()
+    with contextlib.redirect_stdout(printed):
+        assert main([*ARGV, "--out", str(folder)]) == 0
+    return folder, printed.getvalue()
+
+
+def test_batch_mode_writes_one_record_per_image_and_a_summary(one_process: tuple[Path, str]) -> None:
+    tmp_path, out = one_process
     assert "4 images of digits (test)" in out and "| box |" in out
     report = json.loads((tmp_path / "results.json").read_text())
     assert [r["index"] for r in report["records"]] == [4, 5, 6, 0]
@@ -64,8 +75,8 @@ def _free_port() -> int:
         return probe.getsockname()[1]
 
 
-def test_torchrun_shards_the_images_and_rank_0_writes_what_one_process_writes(tmp_path: Path) -> None:
-    assert main([*ARGV, "--out", str(tmp_path / "one")]) == 0
+def test_torchrun_shards_the_images_and_rank_0_writes_what_one_process_writes(one_process: tuple[Path, str],
+                                                                             tmp_path: Path) -> None:
     torchrun = [sys.executable, "-m", "torch.distributed.run", "--nproc-per-node", "2", "--master-addr", "127.0.0.1",
                 "--master-port", str(_free_port())]
     env = {**os.environ, "OMP_NUM_THREADS": "1"}
@@ -74,5 +85,5 @@ def test_torchrun_shards_the_images_and_rank_0_writes_what_one_process_writes(tm
     assert done.returncode == 0, done.stderr
     assert done.stdout.count("4 images of digits") == 1  # rank 1 prints nothing
     for name in ("results.json", "summary.md", "estimates.safetensors"):
-        assert (tmp_path / "two" / name).read_bytes() == (tmp_path / "one" / name).read_bytes(), name
+        assert (tmp_path / "two" / name).read_bytes() == (one_process[0] / name).read_bytes(), name
     assert json.loads((tmp_path / "two" / "run.json").read_text())["processes"] == 2

@@ -143,8 +143,9 @@ def evaluate_method(
         image = images[position:position + 1]
         report = None if progress is None else lambda f, a=count: progress((a + f) / len(mine))
         out = cg.complete(
-            generator, image, op, chains=config.chains, noise_std=noise_std, seed=image_seed(config.seed, indices[position]),
-            discriminator=discriminator if method == "yeh" else None, **kwargs, progress=report,
+            generator, image, op, chains=config.chains, noise_std=noise_std,
+            seed=image_seed(config.seed, indices[position]), discriminator=discriminator if method == "yeh" else None,
+            **kwargs, progress=report,
         )
         done.append((position, _image_metrics(out, image, op)))
     seconds = time.perf_counter() - started
@@ -163,7 +164,8 @@ def _image_metrics(out: Any, image: Tensor, operator: Operator) -> dict[str, Ten
     mask = operator.full(1, tuple(image.shape[1:])) if isinstance(operator, Mask) else torch.zeros_like(image)
     hidden = mask == 0
     estimate, completions = out.estimate, out.completions
-    per_chain = torch.stack([metrics.masked_mse(completions[:, c], image, mask) for c in range(completions.shape[1])], 1)
+    per_chain = torch.stack([metrics.masked_mse(completions[:, c], image, mask)
+                             for c in range(completions.shape[1])], 1)
     best = completions[torch.arange(1), per_chain.argmin(1)]
     error = (estimate - image).abs()
     correlation = metrics.rank_correlation(out.std[0][hidden[0]].reshape(1, -1), error[0][hidden[0]].reshape(1, -1))
