@@ -61,6 +61,9 @@ def parse_args() -> argparse.Namespace:
     parser.add_argument("--max-steps", type=int, default=1000, help="safety cap on tempering steps")
     parser.add_argument("--threads", type=int, default=1, help="1: single-threaded XLA CPU; 0: XLA's default")
     parser.add_argument("--json", type=Path, default=None, help="write the results here")
+    parser.add_argument("--serve", action="store_true",
+                        help="compile, print one JSON line, then answer each stdin line 'SEED STEP_SIZE' with one "
+                             "run's JSON line (benchmarks/compiled.py interleaves these runs with its own)")
     return parser.parse_args()
 
 
@@ -167,6 +170,20 @@ def main() -> None:
     started = time.perf_counter()
     compiled = run_jit.lower(jax.random.key(0), jnp.float32(args.step_sizes[0])).compile()
     compile_s = time.perf_counter() - started
+
+    if args.serve:
+        jax.block_until_ready(compiled(jax.random.key(10_000), jnp.float32(args.step_sizes[0])))  # warm-up
+        print(json.dumps({"compile_s": compile_s, "blackjax": blackjax.__version__, "jax": jax.__version__}),
+              flush=True)
+        for line in sys.stdin:
+            seed, step_size = line.split()
+            started = time.perf_counter()
+            out = jax.block_until_ready(compiled(jax.random.key(int(seed)), jnp.float32(float(step_size))))
+            elapsed = time.perf_counter() - started
+            steps = int(out["steps"])
+            print(json.dumps({"wall_ms": 1000 * elapsed, "fraction": float(out["fraction"]), "steps": steps,
+                              "grad_evals_per_chain": steps * (args.leapfrog + 1)}), flush=True)
+        return
 
     rows = []
     for step_size in args.step_sizes:

@@ -21,6 +21,7 @@ from typing import Any, ClassVar, NamedTuple
 import torch
 
 from cogenerate.anneal.ais import ADAPT_RULES, ais
+from cogenerate.anneal.compiled import check_compile, check_precision
 from cogenerate.anneal.schedules import SCHEDULES
 from cogenerate.anneal.smc import SMCInfo, smc
 from cogenerate.baselines.gradient import INITS, DescentInfo, gradient_descent
@@ -91,7 +92,11 @@ def _check_descent(settings: GD | Yeh) -> None:
 
 @dataclass(frozen=True)
 class AIS(MethodSettings):
-    """Annealed importance sampling with HMC moves: the paper's Algorithm 1 (:func:`~cogenerate.anneal.ais.ais`)."""
+    """Annealed importance sampling with HMC moves: the paper's Algorithm 1 (:func:`~cogenerate.anneal.ais.ais`).
+
+    ``compile`` (True, False, "auto") runs each HMC move as one ``torch.compile``d graph and
+    ``precision="bf16"`` runs the generator in bfloat16 (:mod:`cogenerate.anneal.compiled`).
+    """
 
     name: ClassVar[str] = "ais"
     steps_field: ClassVar[str] = "steps"
@@ -106,6 +111,8 @@ class AIS(MethodSettings):
     target_acceptance: float = 0.65
     init: str | Proposal = "prior"
     snapshots: tuple[int, ...] = ()
+    compile: bool | str = "auto"
+    precision: str = "full"
 
     def __post_init__(self) -> None:
         for name in ("steps", "leapfrog", "hmc_per_temperature"):
@@ -117,6 +124,8 @@ class AIS(MethodSettings):
         if self.adapt not in ADAPT_RULES:
             raise ValueError(f"unknown step-size adaptation {self.adapt!r}; use 'paper', 'dual-averaging' or None")
         check_init(self.init)
+        check_compile(self.compile)
+        check_precision(self.precision)
         object.__setattr__(self, "snapshots", tuple(int(t) for t in self.snapshots))
 
     def run(self, posterior, *, chains, rng, max_grad_evals, empirical_bayes=False, callback=None):
@@ -127,7 +136,11 @@ class AIS(MethodSettings):
 @dataclass(frozen=True)
 class SMC(MethodSettings):
     """Adaptive tempered SMC with HMC moves, resampling and particle-tuned kernels
-    (:func:`~cogenerate.anneal.smc.smc`); fits the noise std by maximum evidence by default."""
+    (:func:`~cogenerate.anneal.smc.smc`); fits the noise std by maximum evidence by default.
+
+    ``compile`` (True, False, "auto") runs each HMC move as one ``torch.compile``d graph and
+    ``precision="bf16"`` runs the generator in bfloat16 (:mod:`cogenerate.anneal.compiled`).
+    """
 
     name: ClassVar[str] = "smc"
     fits_noise: ClassVar[bool] = True
@@ -145,6 +158,8 @@ class SMC(MethodSettings):
     final_moves: int = 0
     candidates: int = 0
     init: str | Proposal = "prior"
+    compile: bool | str = "auto"
+    precision: str = "full"
 
     def __post_init__(self) -> None:
         for name in ("leapfrog", "hmc_per_temperature", "max_steps"):
@@ -158,6 +173,8 @@ class SMC(MethodSettings):
         if not 0 <= self.resample_threshold <= 1:
             raise ValueError(f"resample_threshold must lie in [0, 1], got {self.resample_threshold!r}")
         check_init(self.init)
+        check_compile(self.compile)
+        check_precision(self.precision)
 
     def run(self, posterior, *, chains, rng, max_grad_evals, empirical_bayes=False, callback=None):
         return smc(posterior, chains=chains, rng=rng, max_grad_evals=max_grad_evals, empirical_bayes=empirical_bayes,

@@ -16,9 +16,9 @@ import torch
 from torch import Tensor
 
 from cogenerate.anneal.schedules import make_schedule
-from cogenerate.anneal.tempering import evaluator, retemper, start, tempered_density
+from cogenerate.anneal.compiled import make_mover, resolve_compile, with_precision
+from cogenerate.anneal.tempering import evaluator, retemper, start
 from cogenerate.mcmc.adapt import dual_averaging_init, dual_averaging_update, paper_rule
-from cogenerate.mcmc.hmc import hmc_step
 from cogenerate.posterior import Posterior
 from cogenerate.proposals import Proposal, draw_initial
 from cogenerate.result import Callback, SamplerOutput, Step, notify
@@ -72,6 +72,8 @@ def ais(
     max_grad_evals: int | None = None,
     snapshots: Sequence[int] = (),
     callback: Callback | None = None,
+    compile: bool | str = "auto",
+    precision: str = "full",
 ) -> SamplerOutput:
     """Run AIS–HMC for every observation of ``posterior`` with ``chains`` chains each.
 
@@ -88,6 +90,10 @@ def ais(
         snapshots: annealing steps t after which to keep the chains' positions, returned
             in the info's ``snapshots`` as ``{t: (B, C, D)}`` (t = 0 is the prior draw).
         callback: called after every annealing step; returning False stops early.
+        compile: run each HMC move as one ``torch.compile``d graph (True), eagerly (False), or
+            where that measurably pays ("auto", :func:`~cogenerate.anneal.compiled.resolve_compile`).
+        precision: "full", or "bf16" to run the generator under bfloat16 autocast with the
+            likelihood, energies and accept in the observations' dtype.
 
     Returns:
         a :class:`SamplerOutput` with an :class:`AISInfo`; ``grad_evals = 1 + T·M·L``.
@@ -103,12 +109,14 @@ def ais(
         steps = min(steps, affordable)
     if adapt not in ADAPT_RULES:
         raise ValueError(f"unknown step-size adaptation {adapt!r}; use 'paper', 'dual-averaging' or None")
+    posterior = with_precision(posterior, precision)
     observed = posterior.observed
     betas = make_schedule(schedule, steps).to(device=observed.device, dtype=observed.dtype)
     b = posterior.batch
     z, log_w0 = draw_initial(posterior, init, chains, rng=rng, need_density=True)
     evaluate = evaluator(posterior.log_prior_and_grad, posterior.log_likelihood_and_grad)
     state = start(z, evaluate, betas[0].expand(b))
+    move = make_mover(posterior, num_leapfrog=leapfrog, compile=resolve_compile(compile, posterior))
     step = torch.full((b, chains), step_size, device=observed.device, dtype=observed.dtype)
     dual = dual_averaging_init(step) if adapt == "dual-averaging" else None
     log_w = torch.zeros((b, chains), device=observed.device, dtype=observed.dtype)
@@ -121,9 +129,8 @@ def ais(
         beta = betas[t].expand(b)
         log_w = log_w + weight_increment((betas[t] - betas[t - 1]).expand(b), state.aux.log_likelihood)
         state = retemper(state, beta)
-        target = tempered_density(evaluate, beta)
         for _ in range(hmc_per_temperature):
-            state, info = hmc_step(rng, state, target, step_size=step, num_leapfrog=leapfrog)
+            state, info = move(rng, state, beta, step_size=step)
             if adapt == "paper":
                 step = paper_rule(step, info.acceptance_prob, target=target_acceptance)
             elif dual is not None:

@@ -28,10 +28,11 @@ from torch import Tensor
 
 from cogenerate.anneal.adaptive import advance, conditional_ess, evidence_peak, next_beta
 from cogenerate.anneal.ais import effective_sample_size, weight_increment
-from cogenerate.anneal.tempering import evaluator, retemper, start, tempered_density
+from cogenerate.anneal.compiled import make_mover, resolve_compile, with_precision
+from cogenerate.anneal.tempering import evaluator, retemper, start
 from cogenerate.mcmc.adapt import ParticleTuning, adapt_step_size, particle_tuning_init
 from cogenerate.mcmc.adapt import adapt_mass as adapt_mass_fn
-from cogenerate.mcmc.hmc import HMCState, gather_state, hmc_step
+from cogenerate.mcmc.hmc import HMCState, gather_state
 from cogenerate.posterior import Posterior
 from cogenerate.proposals import Proposal, draw_initial
 from cogenerate.result import Callback, SamplerOutput, Step, notify
@@ -142,6 +143,8 @@ def smc(
     empirical_bayes: bool = False,
     max_grad_evals: int | None = None,
     callback: Callback | None = None,
+    compile: bool | str = "auto",
+    precision: str = "full",
 ) -> SamplerOutput:
     """Adaptive tempered SMC with HMC moves for every observation of ``posterior``.
 
@@ -173,6 +176,11 @@ def smc(
             before the jump are kept in the info's ``tempered_latents`` (at ``tempered_beta``).
         callback: called after every mutation; returning False stops early (the log
             evidence is then NaN for observations short of their final β).
+        compile: run each HMC move as one ``torch.compile``d graph (True), eagerly (False), or
+            where that measurably pays ("auto", :func:`~cogenerate.anneal.compiled.resolve_compile`).
+            The tempering loop stays in Python either way.
+        precision: "full", or "bf16" to run the generator under bfloat16 autocast with the
+            likelihood, energies and accept in the observations' dtype.
 
     Returns:
         a :class:`SamplerOutput` with an :class:`SMCInfo`.
@@ -182,6 +190,7 @@ def smc(
     cost = hmc_per_temperature * leapfrog
     if max_grad_evals is not None and max_grad_evals < 1:
         raise ValueError(f"max_grad_evals must be at least 1, got {max_grad_evals}")
+    posterior = with_precision(posterior, precision)
     observed = posterior.observed
     device, dtype = observed.device, observed.dtype
     b, d = posterior.batch, posterior.latent_dim
@@ -203,6 +212,7 @@ def smc(
             log_w = torch.log_softmax(log_w0, dim=-1)
     evaluate = evaluator(posterior.log_prior_and_grad, posterior.log_likelihood_and_grad)
     state = start(z, evaluate, beta)
+    move = make_mover(posterior, num_leapfrog=leapfrog, compile=resolve_compile(compile, posterior))
     spent = 1
     tuning = particle_tuning_init(b, d, step_size=step_size, like=observed)
     trace: dict[str, list] = {"beta": [], "ess": [], "acceptance_rate": [], "step_size": [], "resampled": []}
@@ -213,11 +223,9 @@ def smc(
         acc = torch.zeros((b, chains), device=device, dtype=dtype)
         divergent = torch.zeros((), dtype=torch.long)
         state = retemper(state, beta)
-        target = tempered_density(evaluate, beta)
         for _ in range(hmc_per_temperature):
             jitter = torch.empty((b, chains), device=device, dtype=dtype).uniform_(0.8, 1.2, generator=rng)
-            state, info = hmc_step(rng, state, target, step_size=tuning.step_size * jitter,
-                                   num_leapfrog=leapfrog, inverse_mass=tuning.inverse_mass)
+            state, info = move(rng, state, beta, step_size=tuning.step_size * jitter, inverse_mass=tuning.inverse_mass)
             acc = acc + info.acceptance_prob / hmc_per_temperature
             divergent = divergent + info.is_divergent.sum().cpu()
         return state, adapt_step_size(tuning, acc, target=target_acceptance), acc, divergent

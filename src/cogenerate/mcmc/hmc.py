@@ -19,7 +19,10 @@ from typing import Any, NamedTuple
 import torch
 from torch import Tensor
 
-__all__ = ["HMCState", "HMCInfo", "DensityFn", "hmc_init", "hmc_step", "leapfrog", "select", "select_state"]
+__all__ = [
+    "HMCState", "HMCInfo", "DensityFn", "hmc_init", "hmc_step", "hmc_draws", "hmc_move", "leapfrog", "select",
+    "select_state", "gather_state",
+]
 
 # BlackJAX's default (blackjax/mcmc/hmc.py, ``divergence_threshold=1000``).
 DIVERGENCE_THRESHOLD = 1000.0
@@ -120,39 +123,51 @@ def select_state(keep_new: Tensor, new: HMCState, old: HMCState) -> HMCState:
 
 
 def gather_state(state: HMCState, index: Tensor) -> HMCState:
-    """``state`` with chain ``c`` of observation ``b`` replaced by chain ``index[b, c]`` (resampling)."""
+    """``state`` with chain ``c`` of observation ``b`` replaced by chain ``index[b, c]`` (resampling).
+
+    One ``index_select`` on the flattened ``(B·C, ...)`` chains per tensor (a copy: the same
+    values as ``torch.gather`` along the chain dimension, without expanding the index)."""
+    b, c = index.shape
+    flat = (index + c * torch.arange(b, device=index.device).unsqueeze(1)).reshape(-1)
 
     def gather(tensor: Tensor) -> Tensor:
-        idx = index.reshape(*index.shape, *([1] * (tensor.dim() - 2))).expand(-1, -1, *tensor.shape[2:])
-        return torch.gather(tensor, 1, idx)
+        return tensor.reshape(b * c, *tensor.shape[2:]).index_select(0, flat).reshape(tensor.shape)
 
     return HMCState(gather(state.position), gather(state.log_density), gather(state.grad), _map_aux(gather, state.aux))
 
 
-def hmc_step(
-    rng: torch.Generator,
+def hmc_draws(rng: torch.Generator, position: Tensor) -> tuple[Tensor, Tensor]:
+    """The random numbers of one HMC move, drawn from ``rng`` in the order :func:`hmc_step` uses:
+    standard normal ``(B, C, D)`` (momenta before scaling by the mass) and uniform ``(B, C)``
+    (the accept draws). Drawing them before the trajectory lets a compiled move take them as
+    inputs (a compiled graph cannot draw from a ``torch.Generator``)."""
+    noise = torch.randn(position.shape, generator=rng, device=position.device, dtype=position.dtype)
+    uniform = torch.rand(position.shape[:-1], generator=rng, device=position.device, dtype=position.dtype)
+    return noise, uniform
+
+
+def hmc_move(
     state: HMCState,
     log_density_fn: DensityFn,
+    noise: Tensor,
+    uniform: Tensor,
     *,
     step_size: Tensor,
     num_leapfrog: int,
     inverse_mass: Tensor | float = 1.0,
     divergence_threshold: float = DIVERGENCE_THRESHOLD,
 ) -> tuple[HMCState, HMCInfo]:
-    """One HMC move of every chain under ``log_density_fn``.
+    """One HMC move given its random numbers (:func:`hmc_draws`): no randomness of its own and
+    no data-dependent Python control flow, so ``torch.compile`` can capture it whole when
+    ``log_density_fn`` is traceable (:mod:`cogenerate.anneal.compiled`).
 
     Args:
-        rng: source of the momenta and the accept draws.
-        state: current chains, positions ``(B, C, D)``, with ``log_density`` and ``grad``
-            computed by the same ``log_density_fn``.
-        log_density_fn: the target, ``z -> (log_density, grad, aux)``.
-        step_size: ``(B, C)``.
-        num_leapfrog: leapfrog steps L; the move costs L gradient evaluations per chain.
-        inverse_mass: diagonal of M⁻¹ broadcastable to ``(B, C, D)`` (e.g. ``(B, 1, D)``).
+        noise: ``(B, C, D)`` standard normal draws; the momenta are ``noise / sqrt(M⁻¹)``.
+        uniform: ``(B, C)`` uniform draws for the Metropolis–Hastings accept.
+        The rest as in :func:`hmc_step`.
     """
     position = state.position
     inv_mass = torch.as_tensor(inverse_mass, dtype=position.dtype, device=position.device)
-    noise = torch.randn(position.shape, generator=rng, device=position.device, dtype=position.dtype)
     momentum = noise / inv_mass.sqrt()
     new_position, new_momentum, log_density1, grad1, aux = leapfrog(
         position, momentum, log_density_fn, state.grad,
@@ -167,9 +182,34 @@ def hmc_step(
     log_accept = torch.where(torch.isfinite(energy0), -delta, torch.full_like(delta, torch.inf))
     log_accept = torch.where(finite1, log_accept, torch.full_like(delta, -torch.inf))
     log_accept = torch.nan_to_num(log_accept, nan=-torch.inf).clamp(max=0.0)
-    uniform = torch.rand(log_accept.shape, generator=rng, device=position.device, dtype=position.dtype)
     accepted = torch.log(uniform) < log_accept
     proposal = HMCState(new_position, log_density1, grad1, aux)
     new_state = select_state(accepted, proposal, state)
     info = HMCInfo(log_accept.exp(), accepted, divergent, delta)
     return new_state, info
+
+
+def hmc_step(
+    rng: torch.Generator,
+    state: HMCState,
+    log_density_fn: DensityFn,
+    *,
+    step_size: Tensor,
+    num_leapfrog: int,
+    inverse_mass: Tensor | float = 1.0,
+    divergence_threshold: float = DIVERGENCE_THRESHOLD,
+) -> tuple[HMCState, HMCInfo]:
+    """One HMC move of every chain under ``log_density_fn``: :func:`hmc_draws`, then :func:`hmc_move`.
+
+    Args:
+        rng: source of the momenta and the accept draws.
+        state: current chains, positions ``(B, C, D)``, with ``log_density`` and ``grad``
+            computed by the same ``log_density_fn``.
+        log_density_fn: the target, ``z -> (log_density, grad, aux)``.
+        step_size: ``(B, C)``.
+        num_leapfrog: leapfrog steps L; the move costs L gradient evaluations per chain.
+        inverse_mass: diagonal of M⁻¹ broadcastable to ``(B, C, D)`` (e.g. ``(B, 1, D)``).
+    """
+    noise, uniform = hmc_draws(rng, state.position)
+    return hmc_move(state, log_density_fn, noise, uniform, step_size=step_size, num_leapfrog=num_leapfrog,
+                    inverse_mass=inverse_mass, divergence_threshold=divergence_threshold)

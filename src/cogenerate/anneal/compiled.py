@@ -1,0 +1,232 @@
+"""The tempered HMC move as one compiled graph, and the generator in bf16.
+
+The annealed samplers (:mod:`~cogenerate.anneal.smc`, :mod:`~cogenerate.anneal.ais`) keep their
+data-dependent loops in Python (the next β, resampling, adaptation) and hand each HMC move to a
+*mover* built here: ``move(rng, state, beta, step_size=..., inverse_mass=...) -> (state, info)``.
+
+* ``compile=False``: the eager move, :func:`~cogenerate.mcmc.hmc.hmc_step` on
+  :func:`~cogenerate.anneal.tempering.tempered_density`: gradients by ``torch.autograd.grad``.
+* ``compile=True``: the same move, :func:`~cogenerate.mcmc.hmc.hmc_move`, traced whole by
+  ``torch.compile(fullgraph=True, dynamic=False)``: the L leapfrog steps unrolled, each
+  gradient by ``torch.func.grad`` through the generator, the Metropolis–Hastings accept and
+  the per-chain ``torch.where``. The random numbers are drawn eagerly from the sampler's
+  ``torch.Generator`` first (:func:`~cogenerate.mcmc.hmc.hmc_draws`, the same draws in the same
+  order as the eager move), so the compiled run follows the eager one up to floating-point
+  rounding. Everything that changes between calls (observations, β, step sizes, the noise
+  scale) enters the graph as a tensor, so one compilation serves every later call with the
+  same generator, shapes, dtype and number of leapfrog steps (``torch.compile``'s own cache,
+  per process; at most ``torch._dynamo.config.cache_size_limit`` variants, eager after that).
+* ``compile="auto"``: compiled where it measurably pays on this device (:func:`resolve_compile`).
+
+``precision="bf16"`` runs the generator (and the critic) under ``torch.autocast`` in bfloat16
+and casts its output back to the observations' dtype, so the likelihood, the energies and the
+accept stay in float32 (float64). Autocast leaves float64 inputs alone: it only acts on
+float32 generators.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import functools
+import math
+from collections.abc import Callable
+from typing import Any, NamedTuple
+
+import torch
+from torch import Tensor
+
+from cogenerate.anneal.tempering import evaluator, tempered_density
+from cogenerate.mcmc.hmc import DIVERGENCE_THRESHOLD, HMCInfo, HMCState, hmc_draws, hmc_move, hmc_step
+from cogenerate.operators import Gaussian, Laplace, NoiseModel
+from cogenerate.posterior import Evaluation, Posterior
+
+__all__ = ["COMPILE_CHOICES", "PRECISIONS", "Mover", "make_mover", "resolve_compile", "with_precision",
+           "check_compile", "check_precision"]
+
+COMPILE_CHOICES = (False, True, "auto")
+PRECISIONS = ("full", "bf16")
+
+# "auto" compiles on CPU only where the compiled move has measured faster *including* its
+# one-off compilation (docs/benchmarks.md, section 10); see resolve_compile.
+AUTO_CPU = False
+
+Mover = Callable[..., tuple[HMCState, HMCInfo]]
+"""``move(rng, state, beta (B,), *, step_size (B, C), inverse_mass) -> (HMCState, HMCInfo)``."""
+
+
+def check_compile(value: Any) -> None:
+    if not (value is True or value is False or value == "auto"):
+        raise ValueError(f"compile must be True, False or 'auto', got {value!r}")
+
+
+def check_precision(value: Any) -> None:
+    if value not in PRECISIONS:
+        raise ValueError(f"precision must be one of {PRECISIONS}, got {value!r}")
+
+
+def resolve_compile(setting: bool | str, posterior: Posterior) -> bool:
+    """Whether to compile the move: ``setting`` itself, or for ``"auto"`` the measured rule.
+
+    The rule depends only on the device, never on timings taken at run time, so the same
+    call gives the same (bit-identical) result every time. On CPU a compilation costs tens of
+    seconds on a 2-core machine while the compiled move saves milliseconds per move: a single
+    ``complete()`` call never earns it back (docs/benchmarks.md, section 10), so ``"auto"`` is
+    eager there. On CUDA, where every small kernel launch costs ~10 µs, ``"auto"`` compiles.
+    """
+    if setting != "auto":
+        return bool(setting)
+    device = posterior.observed.device
+    return device.type == "cuda" or (device.type == "cpu" and AUTO_CPU)
+
+
+class _Autocast:
+    """A generator (or critic) run under ``torch.autocast`` in bfloat16, output cast back to ``dtype``."""
+
+    def __init__(self, module: Callable[..., Tensor], dtype: torch.dtype):
+        self.module = module
+        self.dtype = dtype
+        self.latent_dim = getattr(module, "latent_dim", None)
+
+    def __call__(self, *args: Tensor) -> Tensor:
+        with torch.autocast(device_type=args[0].device.type, dtype=torch.bfloat16):
+            out = self.module(*args)
+        return out.to(self.dtype)
+
+
+def with_precision(posterior: Posterior, precision: str) -> Posterior:
+    """``posterior`` whose generator (and critic) run in ``precision`` ("full": unchanged;
+    "bf16": autocast to bfloat16, outputs back in the observations' dtype)."""
+    check_precision(precision)
+    if precision == "full":
+        return posterior
+    dtype = posterior.observed.dtype
+    critic = posterior.discriminator
+    return dataclasses.replace(posterior, generator=_Autocast(posterior.generator, dtype),
+                               discriminator=None if critic is None else _Autocast(critic, dtype))
+
+
+class _Inputs(NamedTuple):
+    """The tensors of the target that enter the compiled graph as inputs (not constants)."""
+
+    observed_projection: Tensor  # (B, 1, *y_shape)
+    count: Tensor  # (B,)
+    scale: Tensor  # () the noise scale
+    condition: Tensor | None  # (B, ...) or None
+
+
+@dataclasses.dataclass(frozen=True)
+class _Target:
+    """What the compiled graph is specialised on: the modules and the kinds of operator and noise.
+    ``noise`` is the noise model at scale 1: its scale enters as a tensor (:class:`_Inputs`)."""
+
+    generator: Callable[..., Tensor]
+    operator: Callable[[Tensor], Tensor]
+    noise: NoiseModel
+    discriminator: Callable[[Tensor], Tensor] | None
+    discriminator_weight: float
+    prior: Any
+    latent_dim: int
+    x_shape: tuple[int, ...]
+
+
+def _unit_noise(noise: NoiseModel) -> tuple[NoiseModel, float]:
+    """The noise model at scale 1 and the scale, for the location-scale families we know:
+    ``log p_s(r) = log p_1(r / s) − count · log s``. Any other model keeps its scale (baked into
+    the graph: a new scale compiles anew)."""
+    if type(noise) in (Gaussian, Laplace):
+        return type(noise)(1.0), noise.scale
+    return noise, 1.0
+
+
+def _log_likelihood(target: _Target, inputs: _Inputs, z: Tensor) -> tuple[Tensor, tuple[Tensor, Tensor]]:
+    """The tempered part at ``z`` ``(B, C, D)`` as :meth:`Posterior.log_likelihood_of_samples` of
+    :meth:`Posterior.generate`: ``(sum, (log L (B, C), G(z) (B, C, *x_shape)))``."""
+    b, c, d = z.shape
+    flat = z.reshape(b * c, d)
+    if inputs.condition is None:
+        x = target.generator(flat)
+    else:
+        x = target.generator(flat, inputs.condition.repeat_interleave(c, dim=0))
+    x = x.reshape(b, c, *target.x_shape)
+    residual = (target.operator(x) - inputs.observed_projection) / inputs.scale
+    log_lik = target.noise.log_prob(residual, inputs.count) - inputs.count.unsqueeze(1) * inputs.scale.log()
+    if target.discriminator is not None:
+        logits = target.discriminator(x.reshape(b * c, *target.x_shape)).reshape(b, c)
+        log_lik = log_lik + target.discriminator_weight * logits
+    return log_lik.sum(), (log_lik, x)
+
+
+def _log_prior(target: _Target, z: Tensor) -> tuple[Tensor, Tensor]:
+    """``log p(z)`` ``(B, C)`` and its gradient, as :meth:`Posterior.log_prior_and_grad`."""
+    if target.prior is None:
+        return -0.5 * z.pow(2).sum(-1) - 0.5 * target.latent_dim * math.log(2 * math.pi), -z
+
+    def total(v: Tensor) -> tuple[Tensor, Tensor]:
+        log_prior = target.prior.log_prob(v)
+        return log_prior.sum(), log_prior
+
+    grad, log_prior = torch.func.grad(total, has_aux=True)(z)
+    return log_prior, grad
+
+
+def _evaluate(target: _Target, inputs: _Inputs, z: Tensor) -> Evaluation:
+    """Every piece of the target at ``z``, gradients by ``torch.func``: one gradient evaluation."""
+    grad, (log_lik, sample) = torch.func.grad(functools.partial(_log_likelihood, target, inputs), has_aux=True)(z)
+    log_prior, grad_prior = _log_prior(target, z)
+    return Evaluation(log_prior, log_lik, grad_prior, grad, sample).sanitized()
+
+
+def _tempered_move(target: _Target, inputs: _Inputs, state: HMCState, noise: Tensor, uniform: Tensor, beta: Tensor,
+                   step_size: Tensor, inverse_mass: Tensor | float, num_leapfrog: int,
+                   divergence_threshold: float) -> tuple[HMCState, HMCInfo]:
+    """One HMC move under ``log p(z) + β·log L(z)``: the function ``torch.compile`` captures."""
+    density = tempered_density(functools.partial(_evaluate, target, inputs), beta)
+    return hmc_move(state, density, noise, uniform, step_size=step_size, num_leapfrog=num_leapfrog,
+                    inverse_mass=inverse_mass, divergence_threshold=divergence_threshold)
+
+
+@functools.cache
+def _compiled_move() -> Callable[..., tuple[HMCState, HMCInfo]]:
+    """The one compiled wrapper of :func:`_tempered_move` (its cache of graphs lives as long as the process)."""
+    return torch.compile(_tempered_move, fullgraph=True, dynamic=False)
+
+
+def make_mover(posterior: Posterior, *, num_leapfrog: int, compile: bool,
+               divergence_threshold: float = DIVERGENCE_THRESHOLD) -> Mover:
+    """The HMC move of the tempered target of ``posterior``, eager or compiled.
+
+    Returns ``move(rng, state, beta, *, step_size, inverse_mass=1.0) -> (HMCState, HMCInfo)``
+    with ``beta`` ``(B,)``, ``step_size`` ``(B, C)`` and ``inverse_mass`` broadcastable to
+    ``(B, C, D)``; ``state`` must be at ``beta`` (:func:`~cogenerate.anneal.tempering.retemper`).
+    The compiled move calls the generator once on all ``B·C`` chains: it refuses a posterior
+    whose ``max_batch`` is smaller.
+    """
+    if not compile:
+        evaluate = evaluator(posterior.log_prior_and_grad, posterior.log_likelihood_and_grad)
+
+        def eager(rng: torch.Generator, state: HMCState, beta: Tensor, *, step_size: Tensor,
+                  inverse_mass: Tensor | float = 1.0) -> tuple[HMCState, HMCInfo]:
+            return hmc_step(rng, state, tempered_density(evaluate, beta), step_size=step_size,
+                            num_leapfrog=num_leapfrog, inverse_mass=inverse_mass,
+                            divergence_threshold=divergence_threshold)
+
+        return eager
+    noise, scale = _unit_noise(posterior.noise)
+    target = _Target(posterior.generator, posterior.operator, noise, posterior.discriminator,
+                     float(posterior.discriminator_weight), posterior.prior, posterior.latent_dim, posterior.x_shape)
+    like = posterior.observed
+    inputs = _Inputs(posterior.observed_projection, posterior.observed_count,
+                     torch.tensor(scale, device=like.device, dtype=like.dtype), posterior.condition)
+    compiled = _compiled_move()
+
+    def move(rng: torch.Generator, state: HMCState, beta: Tensor, *, step_size: Tensor,
+             inverse_mass: Tensor | float = 1.0) -> tuple[HMCState, HMCInfo]:
+        b, c = state.position.shape[:2]
+        if posterior.max_batch is not None and b * c > posterior.max_batch:
+            raise ValueError(f"the compiled move evaluates all {b * c} chains in one generator call, more than "
+                             f"max_batch={posterior.max_batch}: drop max_batch or use compile=False")
+        noise_draws, uniform = hmc_draws(rng, state.position)
+        return compiled(target, inputs, state, noise_draws, uniform, beta, step_size, inverse_mass, num_leapfrog,
+                        float(divergence_threshold))
+
+    return move
