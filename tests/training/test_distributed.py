@@ -112,7 +112,18 @@ def _gradients(rank: int, folder: Path) -> None:
     torch.save({"averaged": averaged, "expected": expected}, folder / f"gradients-{rank}.pt")
 
 
+def _gather(rank: int, folder: Path) -> None:
+    """Per-image state: each rank updates its shard's rows, every rank gets all of them."""
+    at = World(rank, WORLD_SIZE)
+    index = torch.tensor([5, 1, 7, 2])
+    table = torch.zeros(8, 3)
+    rows = distributed.batch_shard(index, at).float().unsqueeze(1).expand(-1, 3) * (1 + rank)
+    table[index] = distributed.gather_batch(rows, at)
+    torch.save({"table": table}, folder / f"gather-{rank}.pt")
+
+
 def _run_all(rank: int, folder: Path) -> None:
+    _gather(rank, folder / "whole")
     _dcgan_run(rank, folder / "broken")  # resumes the killed run
     _dcgan_run(rank, folder / "whole")
     _gradients(rank, folder / "whole")
@@ -148,6 +159,11 @@ def test_two_processes_train_replicas_that_stay_equal_and_resume_after_a_rank_is
     for rank_result in _load(whole, "gradients"):  # every backward ends with the mean gradient
         for got, want in zip(rank_result["averaged"], rank_result["expected"], strict=True):
             torch.testing.assert_close(got, want)
+
+    expected = torch.zeros(8, 3)
+    expected[[5, 1, 7, 2]] = torch.tensor([5.0, 1.0, 14.0, 4.0]).unsqueeze(1)
+    for rank_result in _load(whole, "gather"):
+        assert torch.equal(rank_result["table"], expected)
 
     dcgan = _load(whole, "dcgan")  # both ranks hold rank 0's final checkpoint's weights
     _assert_equal_weights(dcgan[0]["weights"], dcgan[1]["weights"])

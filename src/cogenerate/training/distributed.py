@@ -41,6 +41,7 @@ mode, the VAE's calibrated decoder std, EBGAN's pulling-away term. What the fami
 on every process themselves, with :mod:`cogenerate.distributed`: BEGAN's ``k_t`` (its control
 reads the losses averaged over the processes) and the Bayesian GAN's SGHMC noise (rank 0's draw
 is broadcast, so the averaged gradient carries exactly one noise draw of the right variance).
+Per-image state (persistent latents) would be gathered with :func:`gather_batch`.
 The loop reports losses averaged over the processes; rank 0 alone writes checkpoints, grids
 and logs, and on resume reads the checkpoint and sends its state to the others
 (:func:`share_training_state`), so the run folder need only exist where rank 0 runs.
@@ -60,6 +61,7 @@ from cogenerate.distributed import World, all_reduce_mean_, broadcast_, world
 __all__ = [
     "average_gradients",
     "batch_shard",
+    "gather_batch",
     "mean_losses",
     "rank_generator",
     "replicate",
@@ -78,6 +80,22 @@ def batch_shard(batch: Tensor, at: World) -> Tensor:
         raise ValueError(f"--batch-size {batch.shape[0]} must be a multiple of the {at.size} processes")
     per_rank = batch.shape[0] // at.size
     return batch[at.rank * per_rank:(at.rank + 1) * per_rank]
+
+
+def gather_batch(shard: Tensor, at: World) -> Tensor:
+    """The inverse of :func:`batch_shard`: every process's ``(B / size, ...)`` shard, concatenated
+    in rank order into the global ``(B, ...)`` batch, on every process.
+
+    For per-image state kept across iterations (e.g. persistent latents, one row per training
+    image, as ABP-style learning keeps them): each process updates the rows of its shard and
+    ``table[index] = gather_batch(rows, at)`` writes every process's rows on every process, so
+    the table stays the same everywhere. With one process, ``shard`` itself.
+    """
+    if not at.distributed:
+        return shard
+    parts = [torch.empty_like(shard) for _ in range(at.size)]
+    torch.distributed.all_gather(parts, shard.contiguous())
+    return torch.cat(parts)
 
 
 def rank_generator(shared: torch.Generator, at: World, *, into: torch.Generator | None = None) -> torch.Generator:
