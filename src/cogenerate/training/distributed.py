@@ -44,7 +44,7 @@ is broadcast, so the averaged gradient carries exactly one noise draw of the rig
 Per-image state (persistent latents) would be gathered with :func:`gather_batch`.
 The loop reports losses averaged over the processes; rank 0 alone writes checkpoints, grids
 and logs, and on resume reads the checkpoint and sends its state to the others
-(:func:`share_training_state`), so the run folder need only exist where rank 0 runs.
+(:func:`share_training_state`), so they start from exactly what rank 0 read.
 """
 
 from __future__ import annotations
