@@ -172,7 +172,7 @@ def test_upload_draw_run_cancel_and_the_json_matches_cogen_complete(server: tupl
     long run cancelled."""
     url, _ = server
     torch.set_num_threads(1)
-    image = inputs.write_test_image(inputs.test_image_names()[1], tmp_path)  # the pullover, 28×28 grey
+    image = inputs.write_test_image(inputs.test_image_names()[3], tmp_path)  # the dress, 28×28 grey
     not_an_image = tmp_path / "notes.txt"
     not_an_image.write_text("not an image")
 

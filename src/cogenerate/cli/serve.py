@@ -56,6 +56,12 @@ def run(args: argparse.Namespace) -> int:
         from cogenerate.web.app import serve
     except ImportError as error:
         raise ValueError(f"cogen serve needs Gradio ({error}); install it with: pip install 'cogenerate[web]'") from None
-    serve(host=args.host, port=args.port, models=args.model, root=None if args.out is None else Path(args.out).expanduser(),
-          device=device, concurrency=args.concurrency, queue_size=args.queue_size)
+    root = None if args.out is None else Path(args.out).expanduser()
+    app, url = serve(host=args.host, port=args.port, models=args.model, root=root, device=device,
+                     concurrency=args.concurrency, queue_size=args.queue_size)
+    print(f"cogen serve: {url} (runs in {app.cogen_root}; Ctrl-C to stop)", flush=True)
+    try:
+        app.block_thread()  # until Ctrl-C
+    finally:
+        app.close()
     return 0

@@ -304,8 +304,8 @@ def build_app(*, models: Sequence[str] = (), root: Path | None = None, device: t
             std = gr.Image(label="Uncertainty: posterior std", elem_id="std", height=220, interactive=False)
             weights = gr.Image(label="Importance weights per chain (grey line: uniform)", elem_id="weights",
                                height=220, interactive=False)
-        completions = gr.Gallery(label="Completions, heaviest first", columns=8, height=240, elem_id="completions",
-                                 object_fit="contain", allow_preview=True)
+        completions = gr.Gallery(label="Completions, heaviest first", columns=8, height=260, elem_id="completions",
+                                 object_fit="contain", allow_preview=True, fit_columns=False)
         with gr.Row(equal_height=False):
             figure = gr.Image(label="Result (completion.png)", elem_id="figure", interactive=False, type="filepath",
                               scale=3)
@@ -335,10 +335,9 @@ def build_app(*, models: Sequence[str] = (), root: Path | None = None, device: t
 
 
 def serve(*, host: str = "127.0.0.1", port: int = 7860, models: Sequence[str] = (), root: Path | None = None,
-          device: torch.device | str = "cpu", concurrency: int = 1, queue_size: int = 20,
-          block: bool = True) -> tuple[gr.Blocks, str]:
-    """Start the page on ``host:port``; returns the app and its URL (blocks until interrupted
-    unless ``block=False``)."""
+          device: torch.device | str = "cpu", concurrency: int = 1, queue_size: int = 20) -> tuple[gr.Blocks, str]:
+    """Start the page on ``host:port`` in a background thread; returns the app and its URL
+    (``app.block_thread()`` waits until Ctrl-C, ``app.close()`` stops it)."""
     app = build_app(models=models, root=root, device=device, concurrency=concurrency)
     app.queue(max_size=queue_size, default_concurrency_limit=concurrency)
     _, url, _ = app.launch(
@@ -346,12 +345,4 @@ def serve(*, host: str = "127.0.0.1", port: int = 7860, models: Sequence[str] = 
         allowed_paths=[str(app.cogen_root)], max_file_size=MAX_UPLOAD, ssr_mode=False, mcp_server=False,
         footer_links=[],
     )
-    url = url or f"http://{host}:{port}/"
-    if block:
-        print(f"cogen serve: {url} (results in {app.cogen_root}; Ctrl-C to stop)", flush=True)
-        try:
-            app.block_thread()
-        finally:
-            app.close()
-    return app, url
-
+    return app, url or f"http://{host}:{port}/"
