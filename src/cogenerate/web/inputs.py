@@ -9,11 +9,13 @@ layer drawn with the mouse), so that the page's run is exactly a command line (s
 
 from __future__ import annotations
 
+import os
 import re
+import uuid
 import warnings
 from collections.abc import Sequence
 from pathlib import Path
-from typing import NamedTuple
+from typing import Any, NamedTuple
 
 import numpy as np
 import torch
@@ -94,10 +96,20 @@ def write_test_image(name: str, folder: Path) -> Path:
     if name not in names:
         raise ValueError(f"unknown test image {name!r}; choose one of: {', '.join(names)}")
     image = load_demo_images().images[names.index(name)]  # (1, 28, 28)
-    folder.mkdir(parents=True, exist_ok=True)
     path = folder / (re.sub(r"[^A-Za-z0-9]+", "-", name).strip("-") + ".png")
-    Image.fromarray(to_uint8(image)[..., 0]).save(path)
+    _write_png(Image.fromarray(to_uint8(image)[..., 0]), path)
     return path
+
+
+def _write_png(picture: Any, path: Path) -> None:
+    """Save a PIL image as ``path`` atomically (sessions of the page may write the same file at once)."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    partial = path.with_name(f".{path.stem}.{uuid.uuid4().hex[:8]}.png")
+    try:
+        picture.save(partial)
+        os.replace(partial, path)
+    finally:
+        partial.unlink(missing_ok=True)
 
 
 def _header(path: Path) -> tuple[str, tuple[int, int]]:
@@ -139,9 +151,8 @@ def reduce_if_huge(path: Path, folder: Path) -> tuple[Path, tuple[str, ...]]:
                 im.draft("RGB" if mode not in _GREY_MODES else "L", (REDUCED_SIDE, REDUCED_SIDE))  # JPEG: decode small
                 im = im.convert("L" if mode in _GREY_MODES else "RGB")
                 im.thumbnail((REDUCED_SIDE, REDUCED_SIDE), Image.Resampling.BILINEAR)
-                folder.mkdir(parents=True, exist_ok=True)
                 reduced = folder / f"{path.stem}-reduced.png"
-                im.save(reduced)
+                _write_png(im, reduced)
                 size = im.size
     except (OSError, SyntaxError, ValueError, MemoryError) as error:
         raise ValueError(f"{path.name} ({width}×{height}) could not be decoded: {error}") from None
@@ -176,6 +187,8 @@ def super_resolution_input(path: str | Path, *, side: int, channels: int, folder
     Raises:
         ValueError: not an image, or not a small square whose side divides ``side``.
     """
+    from PIL import Image
+
     source = Path(path)
     _, (width, height) = _header(source)
     factors = [k for k in range(2, side + 1) if side % k == 0]
@@ -186,18 +199,10 @@ def super_resolution_input(path: str | Path, *, side: int, channels: int, folder
     factor = side // width
     low = load_image(source, channels=channels)  # (C, s, s), not resized
     high = low.repeat_interleave(factor, dim=-2).repeat_interleave(factor, dim=-1)
-    folder.mkdir(parents=True, exist_ok=True)
     target = folder / f"{source.stem}-x{factor}.png"
-    _save(high, target)
+    pixels = to_uint8(high)
+    _write_png(Image.fromarray(pixels[..., 0] if pixels.shape[-1] == 1 else pixels), target)
     return target, factor
-
-
-def _save(image: Tensor, path: Path) -> None:
-    """Write a ``(C, H, W)`` image in ``[-1, 1]`` as an 8-bit grey or RGB PNG."""
-    from PIL import Image
-
-    pixels = to_uint8(image)
-    Image.fromarray(pixels[..., 0] if pixels.shape[-1] == 1 else pixels).save(path)
 
 
 def preset_view(image: Tensor, spec: str, *, seed: int = 0) -> Tensor:
@@ -282,6 +287,5 @@ def write_mask(mask: Tensor, path: Path) -> Path:
     observed, black = hidden); returns ``path``."""
     from PIL import Image
 
-    path.parent.mkdir(parents=True, exist_ok=True)
-    Image.fromarray((mask[0, 0].numpy() > 0).astype(np.uint8) * 255).save(path)
+    _write_png(Image.fromarray((mask[0, 0].numpy() > 0).astype(np.uint8) * 255), path)
     return path
