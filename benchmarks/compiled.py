@@ -53,7 +53,7 @@ import torch  # noqa: E402
 torch.set_num_threads(1)
 
 import cogenerate as cg  # noqa: E402
-from cogenerate.anneal.compiled import make_mover  # noqa: E402
+from cogenerate.anneal.compiled import COMPILE_OPTIONS, make_mover  # noqa: E402
 from cogenerate.anneal.tempering import evaluator, start  # noqa: E402
 from cogenerate.api import make_posterior  # noqa: E402
 
@@ -236,7 +236,7 @@ def overhead() -> list[dict]:
         leapfrog, budget = cell["leapfrog"], cell["budget"]
         n = batch * cell["chains"]
         z = torch.randn(n, g.latent_dim)
-        compiled_bare = torch.compile(bare_passes, fullgraph=True, dynamic=False)
+        compiled_bare = torch.compile(bare_passes, fullgraph=True, dynamic=False, options=COMPILE_OPTIONS)
 
         def sampler(compile: bool, seed: int) -> tuple[float, int]:
             settings = cg.SMC(final_moves=budget, compile=compile)

@@ -13,7 +13,7 @@ import torch
 import torch._dynamo.utils
 
 import cogenerate as cg
-from cogenerate.anneal.compiled import make_mover, resolve_compile, with_precision
+from cogenerate.anneal.compiled import AUTO_MIN_GRAD_EVALS, make_mover, resolve_compile, with_precision
 from cogenerate.anneal.tempering import evaluator, retemper, start
 from cogenerate.api import make_posterior
 from tests.conftest import assert_unbiased, make_linear_gaussian, weighted_moments
@@ -109,10 +109,14 @@ def test_bf16_generator_runs_in_bf16_and_returns_the_inputs_dtype():
     check_posterior_and_evidence(p, out, allowance=0.02)
 
 
-def test_compile_auto_is_eager_on_cpu_and_settings_are_checked():
+def test_compile_auto_compiles_long_runs_only_and_settings_are_checked():
     p = make_linear_gaussian()
     posterior = make_posterior(p.generator, p.observed, p.mask, noise_std=0.5)
-    assert resolve_compile("auto", posterior) is False and resolve_compile(True, posterior) is True
+    assert resolve_compile("auto", posterior, planned_grad_evals=AUTO_MIN_GRAD_EVALS - 1) is False
+    assert resolve_compile("auto", posterior, planned_grad_evals=AUTO_MIN_GRAD_EVALS) is True
+    assert resolve_compile(True, posterior, planned_grad_evals=1) is True
+    capped = make_posterior(p.generator, p.observed, p.mask, noise_std=0.5, max_batch=4)
+    assert resolve_compile("auto", capped, planned_grad_evals=AUTO_MIN_GRAD_EVALS) is False
     assert cg.SMC().compile == "auto" and cg.AIS().compile == "auto"
     with pytest.raises(ValueError, match="compile"):
         cg.SMC(compile="yes")

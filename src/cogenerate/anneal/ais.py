@@ -116,7 +116,8 @@ def ais(
     z, log_w0 = draw_initial(posterior, init, chains, rng=rng, need_density=True)
     evaluate = evaluator(posterior.log_prior_and_grad, posterior.log_likelihood_and_grad)
     state = start(z, evaluate, betas[0].expand(b))
-    move = make_mover(posterior, num_leapfrog=leapfrog, compile=resolve_compile(compile, posterior))
+    move = make_mover(posterior, num_leapfrog=leapfrog,
+                      compile=resolve_compile(compile, posterior, planned_grad_evals=1 + steps * cost))
     step = torch.full((b, chains), step_size, device=observed.device, dtype=observed.dtype)
     dual = dual_averaging_init(step) if adapt == "dual-averaging" else None
     log_w = torch.zeros((b, chains), device=observed.device, dtype=observed.dtype)

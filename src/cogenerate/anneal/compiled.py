@@ -16,7 +16,8 @@ data-dependent loops in Python (the next β, resampling, adaptation) and hand ea
   scale) enters the graph as a tensor, so one compilation serves every later call with the
   same generator, shapes, dtype and number of leapfrog steps (``torch.compile``'s own cache,
   per process; at most ``torch._dynamo.config.cache_size_limit`` variants, eager after that).
-* ``compile="auto"``: compiled where it measurably pays on this device (:func:`resolve_compile`).
+* ``compile="auto"``: compiled only for runs long enough to earn the compilation back
+  (:func:`resolve_compile`).
 
 ``precision="bf16"`` runs the generator (and the critic) under ``torch.autocast`` in bfloat16
 and casts its output back to the observations' dtype, so the likelihood, the energies and the
@@ -46,9 +47,15 @@ __all__ = ["COMPILE_CHOICES", "PRECISIONS", "Mover", "make_mover", "resolve_comp
 COMPILE_CHOICES = (False, True, "auto")
 PRECISIONS = ("full", "bf16")
 
-# "auto" compiles on CPU only where the compiled move has measured faster *including* its
-# one-off compilation (docs/benchmarks.md, section 10); see resolve_compile.
-AUTO_CPU = False
+# Inductor options of the compiled move. Its layout optimisation converts the generator's
+# convolution weights to channels-last inside the graph on every call (the weights are graph
+# inputs, not constants): on the 28×28 DCGAN with 8 chains that made the compiled move no
+# faster than the eager one; without it, 1.45× faster (docs/benchmarks.md, section 10).
+COMPILE_OPTIONS = {"layout_optimization": False}
+
+# "auto" compiles a run that plans at least this many gradient evaluations per chain: only a
+# long run earns back a compilation of tens of seconds (docs/benchmarks.md, section 10).
+AUTO_MIN_GRAD_EVALS = 50_000
 
 Mover = Callable[..., tuple[HMCState, HMCInfo]]
 """``move(rng, state, beta (B,), *, step_size (B, C), inverse_mass) -> (HMCState, HMCInfo)``."""
@@ -64,19 +71,20 @@ def check_precision(value: Any) -> None:
         raise ValueError(f"precision must be one of {PRECISIONS}, got {value!r}")
 
 
-def resolve_compile(setting: bool | str, posterior: Posterior) -> bool:
+def resolve_compile(setting: bool | str, posterior: Posterior, *, planned_grad_evals: int) -> bool:
     """Whether to compile the move: ``setting`` itself, or for ``"auto"`` the measured rule.
 
-    The rule depends only on the device, never on timings taken at run time, so the same
-    call gives the same (bit-identical) result every time. On CPU a compilation costs tens of
-    seconds on a 2-core machine while the compiled move saves milliseconds per move: a single
-    ``complete()`` call never earns it back (docs/benchmarks.md, section 10), so ``"auto"`` is
-    eager there. On CUDA, where every small kernel launch costs ~10 µs, ``"auto"`` compiles.
+    A compilation costs tens of seconds (cold, on two CPU cores; cached for the rest of the
+    process) and saves a fraction of a millisecond to a few milliseconds per gradient
+    evaluation, and only on generators small enough for PyTorch's per-operation overhead to
+    matter (docs/benchmarks.md, section 10). So ``"auto"`` compiles a run that plans at least
+    ``AUTO_MIN_GRAD_EVALS`` gradient evaluations per chain (``planned_grad_evals``: the budget,
+    or what the settings allow) and whose chains fit one generator call (no ``max_batch``).
+    The rule reads the settings only, never timings, so a call gives the same result every time.
     """
     if setting != "auto":
         return bool(setting)
-    device = posterior.observed.device
-    return device.type == "cuda" or (device.type == "cpu" and AUTO_CPU)
+    return planned_grad_evals >= AUTO_MIN_GRAD_EVALS and posterior.max_batch is None
 
 
 class _Autocast:
@@ -188,7 +196,7 @@ def _tempered_move(target: _Target, inputs: _Inputs, state: HMCState, noise: Ten
 @functools.cache
 def _compiled_move() -> Callable[..., tuple[HMCState, HMCInfo]]:
     """The one compiled wrapper of :func:`_tempered_move` (its cache of graphs lives as long as the process)."""
-    return torch.compile(_tempered_move, fullgraph=True, dynamic=False)
+    return torch.compile(_tempered_move, fullgraph=True, dynamic=False, options=COMPILE_OPTIONS)
 
 
 def make_mover(posterior: Posterior, *, num_leapfrog: int, compile: bool,

@@ -212,7 +212,9 @@ def smc(
             log_w = torch.log_softmax(log_w0, dim=-1)
     evaluate = evaluator(posterior.log_prior_and_grad, posterior.log_likelihood_and_grad)
     state = start(z, evaluate, beta)
-    move = make_mover(posterior, num_leapfrog=leapfrog, compile=resolve_compile(compile, posterior))
+    planned = max_grad_evals if max_grad_evals is not None else 1 + (max_steps + final_moves) * cost
+    move = make_mover(posterior, num_leapfrog=leapfrog,
+                      compile=resolve_compile(compile, posterior, planned_grad_evals=planned))
     spent = 1
     tuning = particle_tuning_init(b, d, step_size=step_size, like=observed)
     trace: dict[str, list] = {"beta": [], "ess": [], "acceptance_rate": [], "step_size": [], "resampled": []}
