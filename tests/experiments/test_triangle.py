@@ -50,3 +50,14 @@ def test_reconstruction_mse_by_hand() -> None:
     encoder = lambda x: (x.flatten(1)[:, :1] + 0.5, None)  # noqa: E731
     generator = lambda z: z.reshape(-1, 1, 1, 1).expand(-1, 1, 2, 2)  # noqa: E731
     assert torch.allclose(reconstruction_mse(generator, encoder, images, batch_size=2), torch.full((3,), 0.25))
+
+
+def test_cogen_reproduce_triangle_quick_on_the_shipped_model(tmp_path, capsys) -> None:
+    from cogenerate.cli import main
+
+    assert main(["--quiet", "reproduce", "triangle", "--quick", "--out", str(tmp_path)]) == 0
+    out = capsys.readouterr().out
+    assert "| triangle |" in out
+    for name in ("samples.png", "reconstructions.png", "landscape.png", "landscape_minima.png", "results.md",
+                 "results.json"):
+        assert (tmp_path / name).is_file() and str(tmp_path / name) in out

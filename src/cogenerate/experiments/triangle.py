@@ -41,7 +41,7 @@ EnergyFn = Callable[[Tensor], Tensor]
 class TriangleConfig:
     """Settings of ``cogen reproduce triangle``; the defaults are the full run, ``quick()`` CI's."""
 
-    model: str = "fashion-mnist-triangle"
+    model: str = "triangle"
     dataset: str = "fashion-mnist"
     samples: int = 100  # images in the samples figure
     reconstructions: int = 1000  # report images for the reconstruction MSE

@@ -56,6 +56,7 @@ PRETRAINED: dict[str, str] = {
     "fashion-mnist-aae": "Adversarial autoencoder (Gaussian encoder, code discriminator, latent 32) on the Fashion-MNIST training set, 28×28 grey; docs/families.md",
     "fashion-mnist-bayesian-gan": "Bayesian GAN (5 SGHMC generator weight samples, latent 32, 3,000 iterations) on the Fashion-MNIST training set, 28×28 grey; docs/families.md",
     "fashion-mnist-alpha-gan": "α-GAN (encoder, code discriminator, L1 λ 10, latent 32) on the Fashion-MNIST training set, 28×28 grey; docs/families.md",
+    "fashion-mnist-triangle": "Divergence triangle (generator, energy-based model, inference model; latent 32, 6,000 iterations) on the Fashion-MNIST training set, 28×28 grey; docs/families.md",
 }
 """Name -> one-line description of every model shipped with the package."""
 
@@ -69,6 +70,7 @@ SHORT_NAMES: dict[str, str] = {
     "aae": "fashion-mnist-aae",
     "alpha-gan": "fashion-mnist-alpha-gan",
     "bayesian-gan": "fashion-mnist-bayesian-gan",
+    "triangle": "fashion-mnist-triangle",
 }
 """Short name -> shipped model: the family names stand for their Fashion-MNIST models."""
 
