@@ -161,3 +161,14 @@ def test_complete_factory_errors(tmp_path: Path, capsys: pytest.CaptureFixture[s
     line = error_line(capsys, [*base, "--model", "tests.cli.helpers:not_a_generator"])
     assert "nn.Module" in line
     assert not (tmp_path / "out").exists()
+
+
+def test_complete_with_a_bayesian_gan_mixture(tmp_path: Path) -> None:
+    """A mixture of generator samples records only noise_std, not a noise_scale per run."""
+    image = tmp_path / "shoe.png"
+    Image.fromarray(np.full((28, 28), 40, np.uint8)).save(image)
+    argv = ["--quiet", "--threads", "1", "complete", "--model", "fashion-mnist-bayesian-gan", "--image", str(image),
+            "--mask", "centre", "--chains", "2", "--steps", "5", "--out", str(tmp_path / "out")]
+    assert main(argv) == 0
+    report = json.loads((tmp_path / "out" / "completion.json").read_text())
+    assert report["model_family"] == "bayesian-gan" and report["fitted_noise_std"] > 0

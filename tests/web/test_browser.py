@@ -250,7 +250,7 @@ def test_upload_draw_run_cancel_and_the_json_matches_cogen_complete(server: tupl
     method.send_keys(Keys.CONTROL, "a")
     method.send_keys("ais", Keys.ENTER)
     browser.find_element(By.XPATH, "//button[contains(., 'More options')]").click()
-    _set_number(browser, "steps", 100_000)
+    _set_number(browser, "steps", 3000)
     browser.find_element(By.ID, "run").click()
     _wait("the long run to start", lambda: _text(browser, "status").startswith("Running ais"), seconds=RUN_SECONDS)
     browser.find_element(By.ID, "cancel").click()
@@ -258,5 +258,5 @@ def test_upload_draw_run_cancel_and_the_json_matches_cogen_complete(server: tupl
           seconds=30)
     cancelled = json.loads(_download(next(
         a.get_attribute("href") for a in browser.find_elements(By.CSS_SELECTOR, "#downloads a[href*='completion.json']"))))
-    assert cancelled["method"] == "ais" and cancelled["grad_evals"] < 100_000
+    assert cancelled["method"] == "ais" and cancelled["steps"] == 3000
     assert any("stopped by the callback" in warning for warning in cancelled["diagnostics"]["warnings"])

@@ -93,7 +93,7 @@ def test_cancel_stops_the_sampler_with_a_partial_result(image: Path, tmp_path: P
 def test_leaving_the_page_stops_the_sampler(image: Path, tmp_path: Path) -> None:
     cancel = threading.Event()
     prepared = prepare(Settings(model="fashion-mnist", image=image, mask="centre", method="ais", chains=2,
-                                steps=100_000), tmp_path)
+                                steps=3000), tmp_path)
     updates = stream(prepared, cancel=cancel, interval=0.01)
     assert isinstance(next(updates), Snapshot)
     updates.close()  # what Gradio does when the page goes away: the worker must not run on
@@ -131,3 +131,11 @@ def test_the_registry_cancels_known_runs_once() -> None:
     assert not runs.cancel("b") and not runs.cancel(None)
     runs.close("a")
     assert not runs.open("a").is_set()
+
+
+@pytest.mark.parametrize("model", ["fashion-mnist-vae", "fashion-mnist-bayesian-gan"])
+def test_other_families_complete_in_the_page(model: str, image: Path, tmp_path: Path) -> None:
+    prepared = prepare(Settings(model=model, image=image, mask="centre", chains=2, steps=5), tmp_path)
+    done = list(stream(prepared, cancel=threading.Event()))[-1]
+    assert isinstance(done, Finished) and done.report["model_family"] == model.removeprefix("fashion-mnist-")
+    assert done.report["fitted_noise_std"] > 0 and done.files["figure"].is_file()

@@ -245,6 +245,7 @@ def write_results(
     save_image_grid(out.mean[0].unsqueeze(0), files["mean"], nrow=1, padding=0)
     save_image_grid(completions[order], files["samples"], scale=2)
     log_evidence = float(out.log_evidence[0])
+    noise_scale = out.diagnostics.get("noise_scale", out.noise_std)  # a mixture of generators has only noise_std
     report = {
         "model": label,
         "model_family": model.family,
@@ -259,7 +260,7 @@ def write_results(
         "leapfrog": args.leapfrog,
         "budget": args.budget,
         "noise_std": _requested_noise_std(args),
-        "fitted_noise_std": float(out.diagnostics["noise_scale"][0]),
+        "fitted_noise_std": None if noise_scale is None else float(noise_scale[0]),
         "discriminator_weight": args.discriminator_weight,
         "seed": seed,
         "device": str(device),
