@@ -11,10 +11,6 @@ from cogenerate.models.pretrained import (
 )
 
 
-KNOWN_COLLAPSED = {"fashion-mnist-began"}
-"""Shipped models whose generator collapsed to (nearly) one image at the training budget used."""
-
-
 @pytest.mark.parametrize("name", sorted(PRETRAINED))
 def test_shipped_model_loads_and_generates_images(name: str) -> None:
     model = load_pretrained_model(name)
@@ -27,10 +23,7 @@ def test_shipped_model_loads_and_generates_images(name: str) -> None:
         critic = model.log_ratio(x) if model.has_critic else torch.zeros(4)
     assert x.shape == (4, 1, 28, 28)
     assert x.min() >= -1 and x.max() <= 1
-    if name in KNOWN_COLLAPSED:  # shipped as trained, with the collapse documented (docs/sampling.md)
-        assert x.std(0).mean() < 0.1
-    else:
-        assert x.std(0).mean() > 0.05  # different latents give different images
+    assert x.std(0).mean() > 0.05  # different latents give different images
     assert critic.shape == (4,) and torch.isfinite(critic).all()
 
 

