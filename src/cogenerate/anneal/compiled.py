@@ -53,6 +53,11 @@ PRECISIONS = ("full", "bf16")
 # faster than the eager one; without it, 1.45× faster (docs/benchmarks.md, section 10).
 COMPILE_OPTIONS = {"layout_optimization": False}
 
+# Graphs kept per process for the one compiled move (distinct generators, shapes, dtypes and
+# leapfrog counts). torch.compile's default limit, 8, would make the ninth a hard error under
+# fullgraph=True; past this limit the move runs eagerly (the same function, not compiled).
+GRAPH_LIMIT = 64
+
 # "auto" compiles a run that plans at least this many gradient evaluations per chain: only a
 # long run earns back a compilation of tens of seconds (docs/benchmarks.md, section 10).
 AUTO_MIN_GRAD_EVALS = 50_000
@@ -234,7 +239,12 @@ def make_mover(posterior: Posterior, *, num_leapfrog: int, compile: bool,
             raise ValueError(f"the compiled move evaluates all {b * c} chains in one generator call, more than "
                              f"max_batch={posterior.max_batch}: drop max_batch or use compile=False")
         noise_draws, uniform = hmc_draws(rng, state.position)
-        return compiled(target, inputs, state, noise_draws, uniform, beta, step_size, inverse_mass, num_leapfrog,
-                        float(divergence_threshold))
+        args = (target, inputs, state, noise_draws, uniform, beta, step_size, inverse_mass, num_leapfrog,
+                float(divergence_threshold))
+        try:
+            with torch._dynamo.config.patch(recompile_limit=GRAPH_LIMIT):
+                return compiled(*args)
+        except torch._dynamo.exc.FailOnRecompileLimitHit:
+            return _tempered_move(*args)
 
     return move
