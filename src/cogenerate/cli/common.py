@@ -65,6 +65,14 @@ def positive_noise_std(text: str) -> float | str:
     return value
 
 
+def check_counts(args: argparse.Namespace, required: tuple[str, ...], optional: tuple[str, ...] = ()) -> None:
+    """A one-line ValueError unless each ``required`` option and each given ``optional`` one is >= 1."""
+    for option in required + optional:
+        value = getattr(args, option)
+        if (value is not None or option in required) and value < 1:
+            raise ValueError(f"--{option.replace('_', '-')} must be at least 1, got {value}")
+
+
 def seed_of(args: argparse.Namespace) -> int:
     """``--seed``, 0 when not given."""
     return 0 if args.seed is None else int(args.seed)

@@ -16,7 +16,7 @@ from cogenerate.api import DEFAULT_METHOD, DEFAULT_NOISE_STD, resolve_noise
 from cogenerate.methods import resolve_method
 from cogenerate.cli import complete_batch
 from cogenerate.cli.common import (
-    PROGRESS_STEPS, command_line, fraction_bar, note, positive_noise_std, print_files, progress_bar, seed_of, setup,
+    PROGRESS_STEPS, check_counts, command_line, fraction_bar, note, positive_noise_std, print_files, progress_bar, seed_of, setup,
     to_plain,
 )
 from cogenerate.cli.model_spec import load_model, model_label, sample_shape
@@ -143,12 +143,7 @@ def run(args: argparse.Namespace) -> int:
     from cogenerate.data.masks import make_operator
 
     device = setup(args)
-    for option in ("chains", "show"):
-        if getattr(args, option) < 1:
-            raise ValueError(f"--{option} must be at least 1, got {getattr(args, option)}")
-    for option in ("budget", "latent_dim"):
-        if getattr(args, option) is not None and getattr(args, option) < 1:
-            raise ValueError(f"--{option.replace('_', '-')} must be at least 1, got {getattr(args, option)}")
+    check_counts(args, ("chains", "show"), ("budget", "latent_dim"))
     model = load_model(args.model, device=device, latent_dim=args.latent_dim)
     label = model_label(args.model)
     channels, side = image_shape(model, label)

@@ -18,7 +18,7 @@ from typing import Any
 
 import torch
 
-from cogenerate.cli.common import command_line, print_files, progress_bar, seed_of, setup, to_plain
+from cogenerate.cli.common import check_counts, command_line, print_files, progress_bar, seed_of, setup, to_plain
 
 __all__ = ["add_arguments", "parse_indices", "run_batch"]
 
@@ -77,12 +77,7 @@ def run_batch(args: argparse.Namespace) -> int:
     device = setup(args)
     if args.image is not None or args.index is not None:
         raise ValueError("--indices completes data-set images: give it without --image or --index")
-    for option in ("chains",):
-        if getattr(args, option) < 1:
-            raise ValueError(f"--{option} must be at least 1, got {getattr(args, option)}")
-    for option in ("budget", "latent_dim"):
-        if getattr(args, option) is not None and getattr(args, option) < 1:
-            raise ValueError(f"--{option.replace('_', '-')} must be at least 1, got {getattr(args, option)}")
+    check_counts(args, ("chains",), ("budget", "latent_dim"))
     model = load_model(args.model, device=device, latent_dim=args.latent_dim)
     label = model_label(args.model)
     shape = sample_shape(model)
