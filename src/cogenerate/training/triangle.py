@@ -348,20 +348,21 @@ TRIANGLE = register_family(
         losses=LOSSES,
         options={
             "width": Option(32, "width of the generator, energy and inference networks", minimum=1),
-            "energy_lr": Option(ENERGY_LR, "triangle: Adam learning rate of the energy (official e_lr)", positive=True),
-            "generator_lr": Option(GENERATOR_LR, "triangle: Adam learning rate of the generator (official g_lr)",
+            "energy_lr": Option(ENERGY_LR, "Adam learning rate of the energy (official e_lr)", positive=True),
+            "generator_lr": Option(GENERATOR_LR, "Adam learning rate of the generator (official g_lr)",
                                    positive=True),
-            "encoder_lr": Option(ENCODER_LR, "triangle: Adam learning rate of the inference model (official i_lr)",
+            "encoder_lr": Option(ENCODER_LR, "Adam learning rate of the inference model (official i_lr)",
                                  positive=True),
-            "generator_decay": Option(GENERATOR_DECAY, "triangle: weight decay of the generator (official g_decay)",
+            "generator_decay": Option(GENERATOR_DECAY, "weight decay of the generator (official g_decay)",
                                       minimum=0.0),
-            "sleep_weight": Option(SLEEP_WEIGHT, "triangle: weight λ of the sleep term −log q(z|g(z))", minimum=0.0),
-            "vae_weight": Option(1.0, "triangle: weight v of KL(Q‖P), the VAE terms (official vfactor)", minimum=0.0),
-            "decoder_std": Option(DECODER_STD, "std s of the Gaussian decoder p(x|z) (triangle: √½, the official "
-                                               "plain sum of squares)", positive=True),
-            "kl_reduction": Option("mean", "triangle: KL to the prior averaged ('mean', official) or summed over z",
+            "sleep_weight": Option(SLEEP_WEIGHT, "weight λ of the sleep term −log q(z|g(z))", minimum=0.0),
+            "vae_weight": Option(1.0, "weight v of KL(Q‖P), the VAE terms (official vfactor)", minimum=0.0),
+            "decoder_std": Option(DECODER_STD, "std s of the Gaussian decoder p(x|z) (VAE: 0 = the batch's ML value, "
+                                               "Rybkin et al. 2021; triangle: √½, the official code's plain sum of "
+                                               "squares)", positive=True),
+            "kl_reduction": Option("mean", "KL to the prior averaged ('mean', official) or summed over z",
                                    choices=("mean", "sum")),
-            "clip_norm": Option(CLIP_NORM, "triangle: gradient-norm clip of each network (official max_norm)",
+            "clip_norm": Option(CLIP_NORM, "gradient-norm clip of each network (official max_norm)",
                                 positive=True),
         },
     )
