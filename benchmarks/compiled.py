@@ -161,7 +161,7 @@ def generator_of(name: str) -> tuple[torch.nn.Module, torch.Tensor, torch.Tensor
         from cogenerate.models.toy import ToyGenerator
 
         torch.manual_seed(0)
-        g = ToyGenerator().eval()
+        g = ToyGenerator().eval().requires_grad_(False)
         return g, torch.zeros(1, 2), torch.tensor([0.0, 1.0])
     else:
         raise SystemExit(f"unknown model {name!r}")
@@ -216,10 +216,20 @@ def rates() -> list[dict]:
 # --- overhead: complete() over bare forward+backward passes, both compiled the same way --------------
 
 def bare_passes(g: torch.nn.Module, z: torch.Tensor, leapfrog: int) -> torch.Tensor:
-    """``leapfrog`` gradient evaluations of ``Σ G(z)²`` with respect to ``z``, each feeding the next
-    (as leapfrog steps do): the generator's work in one HMC move and nothing else."""
+    """``leapfrog`` gradient evaluations of ``Σ G(z)²`` with respect to ``z`` by ``torch.func``, each
+    feeding the next (as leapfrog steps do): the generator's work in one HMC move and nothing
+    else, written as the compiled move writes it."""
     for _ in range(leapfrog):
         grad = torch.func.grad(lambda v: g(v).pow(2).sum())(z)
+        z = z + 1e-3 * grad
+    return z
+
+
+def bare_passes_eager(g: torch.nn.Module, z: torch.Tensor, leapfrog: int) -> torch.Tensor:
+    """The same passes as eager PyTorch writes them (``torch.autograd.grad``, as benchmarks/overhead.py)."""
+    for _ in range(leapfrog):
+        v = z.detach().requires_grad_(True)
+        (grad,) = torch.autograd.grad(g(v).pow(2).sum(), v)
         z = z + 1e-3 * grad
     return z
 
@@ -246,7 +256,7 @@ def overhead() -> list[dict]:
             return time.perf_counter() - t, out.grad_evals
 
         def bare(compile: bool, grad_evals: int) -> float:
-            fn = compiled_bare if compile else bare_passes
+            fn = compiled_bare if compile else bare_passes_eager
             calls = max(1, round(grad_evals / leapfrog))
             t = time.perf_counter()
             for _ in range(calls):

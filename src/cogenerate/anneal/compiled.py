@@ -60,7 +60,7 @@ GRAPH_LIMIT = 64
 
 # "auto" compiles a run that plans at least this many gradient evaluations per chain: only a
 # long run earns back a compilation of tens of seconds (docs/benchmarks.md, section 10).
-AUTO_MIN_GRAD_EVALS = 50_000
+AUTO_MIN_GRAD_EVALS = 100_000
 
 Mover = Callable[..., tuple[HMCState, HMCInfo]]
 """``move(rng, state, beta (B,), *, step_size (B, C), inverse_mass) -> (HMCState, HMCInfo)``."""
