@@ -15,7 +15,7 @@ data-dependent loops in Python (the next β, resampling, adaptation) and hand ea
   rounding. Everything that changes between calls (observations, β, step sizes, the noise
   scale) enters the graph as a tensor, so one compilation serves every later call with the
   same generator, shapes, dtype and number of leapfrog steps (``torch.compile``'s own cache,
-  per process; at most ``torch._dynamo.config.cache_size_limit`` variants, eager after that).
+  per process; up to ``GRAPH_LIMIT`` graphs, eager after that).
 * ``compile="auto"``: compiled only for runs long enough to earn the compilation back
   (:func:`resolve_compile`).
 
@@ -79,12 +79,13 @@ def check_precision(value: Any) -> None:
 def resolve_compile(setting: bool | str, posterior: Posterior, *, planned_grad_evals: int) -> bool:
     """Whether to compile the move: ``setting`` itself, or for ``"auto"`` the measured rule.
 
-    A compilation costs tens of seconds (cold, on two CPU cores; cached for the rest of the
-    process) and saves a fraction of a millisecond to a few milliseconds per gradient
-    evaluation, and only on generators small enough for PyTorch's per-operation overhead to
-    matter (docs/benchmarks.md, section 10). So ``"auto"`` compiles a run that plans at least
-    ``AUTO_MIN_GRAD_EVALS`` gradient evaluations per chain (``planned_grad_evals``: the budget,
-    or what the settings allow) and whose chains fit one generator call (no ``max_batch``).
+    A compilation costs 8–36 s (cold, on two CPU cores; cached for the rest of the process)
+    and saves 0.2 ms (toy MLP, 100 chains) to 10 ms (28×28 DCGAN, 64 chains) per gradient
+    evaluation: it is earned back after 2,000–100,000 gradients per chain (docs/benchmarks.md,
+    section 10), more than one call with the default settings spends. So ``"auto"`` compiles
+    a run that plans at least ``AUTO_MIN_GRAD_EVALS`` gradient evaluations per chain
+    (``planned_grad_evals``: the budget, or what the settings allow), the highest measured
+    break-even, and whose chains fit one generator call (no ``max_batch``).
     The rule reads the settings only, never timings, so a call gives the same result every time.
     """
     if setting != "auto":

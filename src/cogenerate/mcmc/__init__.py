@@ -10,7 +10,7 @@ from cogenerate.mcmc.adapt import (
     paper_rule,
     particle_tuning_init,
 )
-from cogenerate.mcmc.hmc import DensityFn, HMCInfo, HMCState, hmc_init, hmc_step, leapfrog
+from cogenerate.mcmc.hmc import DensityFn, HMCInfo, HMCState, hmc_draws, hmc_init, hmc_move, hmc_step, leapfrog
 
 __all__ = [
     "DensityFn",
@@ -18,6 +18,8 @@ __all__ = [
     "HMCState",
     "hmc_init",
     "hmc_step",
+    "hmc_draws",
+    "hmc_move",
     "leapfrog",
     "DualAveragingState",
     "dual_averaging_init",
