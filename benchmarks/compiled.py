@@ -18,8 +18,10 @@ benchmarks/default_regimes.py.
 from __future__ import annotations
 
 import argparse
+import atexit
 import json
 import os
+import shutil
 import statistics
 import subprocess
 import sys
@@ -47,6 +49,7 @@ def parse_args() -> argparse.Namespace:
 ARGS = parse_args()
 if not ARGS.warm_cache:  # before torch is imported: compile times are cold-cache times
     os.environ["TORCHINDUCTOR_CACHE_DIR"] = tempfile.mkdtemp(prefix="inductor-")
+    atexit.register(shutil.rmtree, os.environ["TORCHINDUCTOR_CACHE_DIR"], ignore_errors=True)
 
 import torch  # noqa: E402
 
