@@ -165,7 +165,7 @@ def build_began(settings: Mapping[str, Any], image_shape: tuple[int, ...], rng: 
         :class:`~cogenerate.models.dcgan.DCGANGenerator` and
         :class:`~cogenerate.models.began.BEGANConvAutoencoder` (``"dcgan"``, DCGAN's initialisation).
     """
-    architecture = settings.get("architecture", "paper")
+    architecture = settings.get("architecture", "dcgan")  # the option's default
     if architecture not in ARCHITECTURES:
         raise ValueError(f"--architecture must be one of {', '.join(ARCHITECTURES)}, got {architecture!r}")
     if architecture == "dcgan":
