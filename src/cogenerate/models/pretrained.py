@@ -43,7 +43,16 @@ from cogenerate.checkpoint import Checkpoint, load_checkpoint
 if TYPE_CHECKING:
     from cogenerate.models.base import GenerativeModel
 
-__all__ = ["PRETRAINED", "SHORT_NAMES", "canonical_name", "is_pretrained", "load_pretrained", "load_pretrained_model", "pretrained_config", "pretrained_files"]
+__all__ = [
+    "PRETRAINED",
+    "SHORT_NAMES",
+    "canonical_name",
+    "is_pretrained",
+    "load_pretrained",
+    "load_pretrained_model",
+    "pretrained_config",
+    "pretrained_files",
+]
 
 PRETRAINED: dict[str, str] = {
     "fashion-mnist": "DCGAN on the Fashion-MNIST training set, 28×28 grey",
