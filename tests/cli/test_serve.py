@@ -1,4 +1,4 @@
-"""``cogen serve`` (the page itself: tests/web)."""
+"""``cogen serve`` (the page itself: tests/cli/web)."""
 
 from __future__ import annotations
 
@@ -29,7 +29,7 @@ def test_serve_option_errors_are_one_line(argv: list[str], message: str, capsys:
 
 def test_serve_without_gradio_says_how_to_install_it(monkeypatch: pytest.MonkeyPatch,
                                                      capsys: pytest.CaptureFixture[str]) -> None:
-    monkeypatch.setitem(sys.modules, "cogenerate.web.app", None)  # import fails as if Gradio were missing
+    monkeypatch.setitem(sys.modules, "cogenerate.cli.web.app", None)  # import fails as if Gradio were missing
     line = error_line(capsys, ["serve"])
     assert line.startswith("cogen: error: cogen serve needs Gradio (") and line.endswith(
         "install it with: pip install 'cogenerate[web]'")

@@ -53,7 +53,7 @@ def run(args: argparse.Namespace) -> int:
     if not 0 <= args.port <= 65535:
         raise ValueError(f"--port must lie in 0..65535, got {args.port}")
     try:
-        from cogenerate.web.app import serve
+        from cogenerate.cli.web.app import serve
     except ImportError as error:
         raise ValueError(f"cogen serve needs Gradio ({error}); install it with: pip install 'cogenerate[web]'") from None
     root = None if args.out is None else Path(args.out).expanduser()

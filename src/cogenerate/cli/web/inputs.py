@@ -4,7 +4,7 @@ Every image reaches the sampler as a file that ``cogen complete --image`` reads 
 way (:func:`cogenerate.data.inputs.image_from_file`), and every hidden region as a
 ``cogen complete --mask`` spec (a preset, ``sr<k>``, or ``file:mask.png`` written from the
 layer drawn with the mouse), so that the page's run is exactly a command line (see
-:mod:`cogenerate.web.runs`). Bad input raises a one-line ``ValueError`` that the page shows.
+:mod:`cogenerate.cli.web.runs`). Bad input raises a one-line ``ValueError`` that the page shows.
 """
 
 from __future__ import annotations

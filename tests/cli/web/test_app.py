@@ -1,4 +1,4 @@
-"""cogenerate.web.app: the Gradio glue (built, not served; the browser test serves it)."""
+"""cogenerate.cli.web.app: the Gradio glue (built, not served; the browser test serves it)."""
 
 from __future__ import annotations
 
@@ -12,8 +12,8 @@ from PIL import Image
 
 gr = pytest.importorskip("gradio", reason="cogen serve needs Gradio: pip install 'cogenerate[web]'")
 
-from cogenerate.web import inputs  # noqa: E402
-from cogenerate.web.app import Page, _page_errors, build_app  # noqa: E402
+from cogenerate.cli.web import inputs  # noqa: E402
+from cogenerate.cli.web.app import Page, _page_errors, build_app  # noqa: E402
 
 
 @pytest.fixture

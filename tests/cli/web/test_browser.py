@@ -41,10 +41,10 @@ from selenium.webdriver.common.keys import Keys  # noqa: E402
 from selenium.webdriver.remote.webdriver import WebDriver  # noqa: E402
 
 from cogenerate.cli import main  # noqa: E402
-from cogenerate.web import inputs  # noqa: E402
-from tests.web.helpers import assert_same_numbers, numbers  # noqa: E402
+from cogenerate.cli.web import inputs  # noqa: E402
+from tests.cli.web.helpers import assert_same_numbers, numbers  # noqa: E402
 
-REPOSITORY = Path(__file__).resolve().parents[2]
+REPOSITORY = Path(__file__).resolve().parents[3]
 SCREENSHOT = REPOSITORY / "docs" / "figures" / "web.png"
 BROWSER = next((path for name in ("chromium", "chromium-browser") if (path := shutil.which(name))), None)
 DRIVER = shutil.which("chromedriver")

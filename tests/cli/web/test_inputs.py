@@ -1,4 +1,4 @@
-"""cogenerate.web.inputs: the image a page run completes and the hidden region."""
+"""cogenerate.cli.web.inputs: the image a page run completes and the hidden region."""
 
 from __future__ import annotations
 
@@ -11,7 +11,7 @@ from PIL import Image
 
 from cogenerate.data.demo import load_demo_images
 from cogenerate.data.masks import mask_from_file
-from cogenerate.web import inputs
+from cogenerate.cli.web import inputs
 
 
 def test_shipped_test_images_are_written_exactly(tmp_path: Path) -> None:

@@ -1,4 +1,4 @@
-"""cogenerate.web.runs: a page run is `cogen complete`, streamed and cancellable."""
+"""cogenerate.cli.web.runs: a page run is `cogen complete`, streamed and cancellable."""
 
 from __future__ import annotations
 
@@ -11,11 +11,11 @@ import pytest
 import torch
 
 from cogenerate.cli import main
-from cogenerate.web import inputs
-from cogenerate.web.runs import (
+from cogenerate.cli.web import inputs
+from cogenerate.cli.web.runs import (
     Finished, RunRegistry, Settings, Snapshot, command_argv, parse_command, prepare, stream,
 )
-from tests.web.helpers import assert_same_numbers, numbers
+from tests.cli.web.helpers import assert_same_numbers, numbers
 
 
 @pytest.fixture(autouse=True)

@@ -1,11 +1,11 @@
-"""cogenerate.web.views: what the page shows."""
+"""cogenerate.cli.web.views: what the page shows."""
 
 from __future__ import annotations
 
 import numpy as np
 import torch
 
-from cogenerate.web import views
+from cogenerate.cli.web import views
 
 
 def test_enlarged_images_are_rgb_squares_of_whole_pixels() -> None:

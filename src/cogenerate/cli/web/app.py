@@ -1,8 +1,8 @@
 """The Gradio page of ``cogen serve``: layout and glue only (docs/web.md).
 
-What the handlers do is in :mod:`cogenerate.web.inputs` (image, hidden region),
-:mod:`cogenerate.web.runs` (the run as a ``cogen complete`` command, streamed, cancellable)
-and :mod:`cogenerate.web.views` (what is shown). Every error caused by the input reaches the
+What the handlers do is in :mod:`cogenerate.cli.web.inputs` (image, hidden region),
+:mod:`cogenerate.cli.web.runs` (the run as a ``cogen complete`` command, streamed, cancellable)
+and :mod:`cogenerate.cli.web.views` (what is shown). Every error caused by the input reaches the
 page as one line (``gr.Error``), never a traceback; notices (an image resized) as ``gr.Warning``.
 Runs wait in Gradio's queue, which shows each its position, and at most ``concurrency`` run
 at once.
@@ -26,8 +26,8 @@ import torch
 from cogenerate.api import DEFAULT_METHOD
 from cogenerate.methods import METHODS
 from cogenerate.models.pretrained import PRETRAINED
-from cogenerate.web import inputs, views
-from cogenerate.web.runs import Finished, RunRegistry, Settings, Snapshot, prepare, stream
+from cogenerate.cli.web import inputs, views
+from cogenerate.cli.web.runs import Finished, RunRegistry, Settings, Snapshot, prepare, stream
 
 __all__ = ["build_app", "serve", "DEFAULT_MODEL"]
 
@@ -35,7 +35,7 @@ DEFAULT_MODEL = "fashion-mnist"
 MAX_CHAINS = 64
 MAX_BUDGET = 5000
 MAX_UPLOAD = "50mb"  # Gradio refuses larger files with its own message
-_LOG = logging.getLogger("cogenerate.web")
+_LOG = logging.getLogger("cogenerate.cli.web")
 
 _INTRO = """# cogen · complete an image
 Pick a model and an image, paint the part to hide (or pick a preset), and run: the chains of the

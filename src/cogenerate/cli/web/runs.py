@@ -161,7 +161,7 @@ def prepare(settings: Settings, out: Path, *, device: torch.device | str = "cpu"
     from cogenerate.data.inputs import check_mask_size, image_from_file
     from cogenerate.data.masks import make_operator
     from cogenerate.methods import resolve_method
-    from cogenerate.web.inputs import check_hidden
+    from cogenerate.cli.web.inputs import check_hidden
 
     for name in ("chains", "budget", "steps", "leapfrog"):
         value = getattr(settings, name)
