@@ -23,7 +23,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import sys
 import time
 from pathlib import Path
 
@@ -32,10 +31,7 @@ import torch
 import cogenerate as cg
 from cogenerate.data.images import load_dataset
 from cogenerate.models.loading import load_model
-from cogenerate.training.incomplete import langevin_latents, recovery_error
-
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-from triangle_incomplete import occlusion_masks  # noqa: E402
+from cogenerate.training.incomplete import langevin_latents, occlusion_masks, recovery_error
 
 CHAINS = 8
 NOISE_STD = 0.3

@@ -100,6 +100,20 @@ def test_float64_modules_keep_their_precision(tmp_path: Path) -> None:
     assert torch.equal(loaded.net[0].weight, modules["generator"].net[0].weight)
 
 
+def test_float16_storage_halves_the_file_and_loads_back_in_float32(tmp_path: Path) -> None:
+    modules = _modules(hidden=64)
+    save_checkpoint(tmp_path / "full", modules, {})
+    save_checkpoint(tmp_path / "half", modules, {}, storage_dtype=torch.float16)
+    size = {name: checkpoint_files(tmp_path / name)["weights"].stat().st_size for name in ("full", "half")}
+    assert size["half"] < 0.55 * size["full"]
+    assert json.loads(checkpoint_files(tmp_path / "half")["config"].read_text())["modules"]["generator"][
+        "storage_dtype"] == "float16"
+    loaded = load_checkpoint(tmp_path / "half").modules["generator"]
+    weight = modules["generator"].net[0].weight
+    assert loaded.net[0].weight.dtype == torch.float32
+    assert torch.equal(loaded.net[0].weight, weight.half().float())
+
+
 def test_atomic_writes_leave_no_temporary_files(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     _save(tmp_path / "a")
     _save(tmp_path / "a")  # overwrite in place

@@ -133,6 +133,7 @@ def save_checkpoint(
     rng_state: Tensor | None = None,
     step_state: Any = None,
     iteration: int | None = None,
+    storage_dtype: torch.dtype | None = None,
 ) -> Path:
     """Write a checkpoint atomically (see the module docstring for the file layout).
 
@@ -152,6 +153,9 @@ def save_checkpoint(
             numbers, strings, lists and dicts of them: what ``torch.load(weights_only=True)``
             reads back); None saves none.
         iteration: training iteration; defaults to ``config["iteration"]`` or 0.
+        storage_dtype: store floating-point weights in this dtype (e.g. ``torch.float16``, half
+            the file) while the modules still load back in their own dtype (the JSON records
+            both); None stores them as they are.
 
     Returns:
         The checkpoint prefix.
@@ -179,10 +183,15 @@ def save_checkpoint(
         dtype = _floating_dtype(module)
         if dtype is not None:
             spec["dtype"] = str(dtype).removeprefix("torch.")
+            if storage_dtype is not None:
+                spec["storage_dtype"] = str(storage_dtype).removeprefix("torch.")
         module_specs[name] = spec
         for key, tensor in module.state_dict().items():
             # clone: safetensors refuses tensors that share storage (e.g. tied weights)
-            tensors[f"{name}.{key}"] = tensor.detach().to("cpu", copy=True).contiguous()
+            tensor = tensor.detach().to("cpu", copy=True).contiguous()
+            if storage_dtype is not None and tensor.is_floating_point():
+                tensor = tensor.to(storage_dtype)
+            tensors[f"{name}.{key}"] = tensor
     weights = safetensors_save(tensors, metadata={"format": CHECKPOINT_FORMAT})
 
     document: dict[str, Any] = dict(config)

@@ -133,7 +133,7 @@ def infer_family(config: Mapping[str, Any]) -> str:
 
 
 def save_model(path: str | Path, model: GenerativeModel, *, config: Mapping[str, Any] | None = None,
-               iteration: int | None = None) -> Path:
+               iteration: int | None = None, storage_dtype: torch.dtype | None = None) -> Path:
     """Write ``model`` as a checkpoint that :func:`load_model` turns back into the same model.
 
     The JSON holds ``model.config`` (less the checkpoint's own bookkeeping keys), then
@@ -145,6 +145,8 @@ def save_model(path: str | Path, model: GenerativeModel, *, config: Mapping[str,
         model: every part must be an ``nn.Module`` of a registered architecture.
         config: extra JSON keys.
         iteration: the training iteration to record (default: ``model.config["iteration"]`` or 0).
+        storage_dtype: store the weights in this dtype (e.g. ``torch.float16``); they load back
+            in the model's own dtype (:func:`cogenerate.checkpoint.save_checkpoint`).
 
     Returns:
         The checkpoint prefix.
@@ -173,7 +175,7 @@ def save_model(path: str | Path, model: GenerativeModel, *, config: Mapping[str,
         document["command"] = model.command
     if iteration is None:
         iteration = int(model.config.get("iteration", 0))
-    return save_checkpoint(path, modules, document, iteration=iteration)
+    return save_checkpoint(path, modules, document, iteration=iteration, storage_dtype=storage_dtype)
 
 
 # --------------------------------------------------------------------------- helpers
