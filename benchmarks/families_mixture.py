@@ -22,7 +22,7 @@ from pathlib import Path
 import torch
 
 import cogenerate as cg
-from cogenerate.evaluation.cogeneration import _scores, protocol_operator
+from cogenerate.evaluation.cogeneration import completion_scores, protocol_operator
 from cogenerate.evaluation.scores import summarise
 from cogenerate.evaluation.splits import load_split
 from cogenerate.mixture import single_generator_models
@@ -57,7 +57,7 @@ def main() -> None:
             operator = protocol_operator(args.mask, range(start, stop), size=28)
             completion = cg.complete(model, images[start:stop], operator, chains=args.chains,
                                      max_grad_evals=args.budget, rng=rng)
-            scores.append({k: v.detach().double() for k, v in _scores(completion, images[start:stop]).items()})
+            scores.append({k: v.detach().double() for k, v in completion_scores(completion, images[start:stop]).items()})
             if "generator_weights" in completion.diagnostics:
                 weights.append(completion.diagnostics["generator_weights"].double())
         per_image = {key: torch.cat([s[key] for s in scores]) for key in scores[0]}
