@@ -84,7 +84,7 @@ def test_shipped_table_iii_models_load_and_recover_better_than_the_zero_fill(met
         assert next(model.generator.parameters()).dtype == torch.float32
         assert (model.encoder is None) == (method == "abp")
         mask = occlusion_masks(occlusion, 3000)[:64]
-        recovered = recover_incomplete(method, model, truth * mask, mask, refill_passes=10, abp_steps=30,
+        recovered = recover_incomplete(model, truth * mask, mask, refill_passes=10, abp_steps=30,
                                        rng=torch.Generator().manual_seed(0))
         error = float(recovery_error(recovered, truth, mask).mean())
         zero = float(recovery_error(truth * mask, truth, mask).mean())

@@ -38,7 +38,8 @@ from torch import Tensor
 
 __all__ = [
     "DescentResult", "INCOMPLETE_METHODS", "LandscapeClusters", "TriangleConfig", "barrier_energies",
-    "cluster_by_barrier", "descend_energy", "incomplete_model", "reconstruction_mse", "recover_incomplete",
+    "cluster_by_barrier", "descend_energy", "incomplete_images", "incomplete_model", "reconstruction_mse",
+    "recover_incomplete",
     "reproduce_triangle",
 ]
 
@@ -270,7 +271,7 @@ def incomplete_images(dataset: str, count: int, *, seed: int = 0) -> Tensor:
     return train[torch.randperm(len(train), generator=torch.Generator().manual_seed(seed))[:count]]
 
 
-def recover_incomplete(method: str, model: Any, observed: Tensor, mask: Tensor, *, refill_passes: int = 10,
+def recover_incomplete(model: Any, observed: Tensor, mask: Tensor, *, refill_passes: int = 10,
                        abp_steps: int = 100, rng: torch.Generator) -> Tensor:
     """Recover occluded images with a model trained on them: refilling with g(μ(x̃))
     (:func:`~cogenerate.training.incomplete.refill_recover`) for a model with an inference
@@ -302,6 +303,8 @@ def _table_iii(out: Path, config: TriangleConfig, stage: Callable[[str, float], 
     rows: list[dict[str, Any]] = []
     files: dict[str, Path] = {}
     columns = [*INCOMPLETE_METHODS, *(("complete(dcgan)", "complete(triangle)") if config.complete_images else ())]
+    completed = min(config.complete_images, len(truth))
+    shown = min(8, len(truth), completed or len(truth))  # images per row of the recovery grids
     for step, occlusion in enumerate(config.occlusions):
         stage("Table III", step / len(config.occlusions))
         # the masks of the shipped models' training: drawn for 3,000 images, the first taken
@@ -310,25 +313,24 @@ def _table_iii(out: Path, config: TriangleConfig, stage: Callable[[str, float], 
         zero = recovery_error(observed, truth, mask)
         row: dict[str, Any] = {"occlusion": occlusion, "hidden": round(float(1 - mask.mean()), 3),
                                "zero fill": round(float(zero.mean()), 4)}
-        grid = [truth[:8], observed[:8]]
+        grid = [truth[:shown], observed[:shown]]
         for method in INCOMPLETE_METHODS:
-            recovered = recover_incomplete(method, incomplete_model(method, occlusion), observed, mask,
+            recovered = recover_incomplete(incomplete_model(method, occlusion), observed, mask,
                                            refill_passes=config.refill_passes, abp_steps=config.abp_steps,
                                            rng=torch.Generator().manual_seed(config.seed))
             errors = recovery_error(recovered, truth, mask)
             row[method] = _mean_se(errors)
-            grid.append(recovered[:8])
-        if config.complete_images:
-            k = min(config.complete_images, len(truth))
+            grid.append(recovered[:shown])
+        if completed:
             for label, spec in (("complete(dcgan)", "dcgan"), ("complete(triangle)", None)):
                 model = spec or incomplete_model("triangle", occlusion)
-                result = cg.complete(model, observed[:k], mask[:k], chains=8, seed=config.seed,
+                result = cg.complete(model, observed[:completed], mask[:completed], chains=8, seed=config.seed,
                                      max_grad_evals=config.complete_grads)
-                row[label] = _mean_se(recovery_error(result.estimate, truth[:k], mask[:k]))
-                grid.append(result.estimate[:8])
+                row[label] = _mean_se(recovery_error(result.estimate, truth[:completed], mask[:completed]))
+                grid.append(result.estimate[:shown])
         rows.append(row)
         files[f"recovery_{occlusion}"] = save_image_grid(torch.cat(grid), out / f"recovery_{occlusion}.png",
-                                                         nrow=min(8, len(truth)), scale=2)
+                                                         nrow=shown, scale=2)
     stage("Table III", 1.0)
     return {"rows": rows, "columns": columns, "images": len(truth), "files": files}
 
