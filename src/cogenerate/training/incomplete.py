@@ -33,8 +33,8 @@ from torch import Tensor, nn
 
 from cogenerate.training.families import Family, get_family
 
-__all__ = ["ABPRun", "INFERENCE_STEPS", "IncompleteRun", "hmc_latents", "langevin_latents", "occlusion_masks", "recover",
-           "recovery_error", "refill", "refill_recover", "train_abp_on_incomplete", "train_on_incomplete"]
+__all__ = ["ABPRun", "INFERENCE_STEPS", "IncompleteRun", "OCCLUSIONS", "hmc_latents", "langevin_latents", "occlusion_masks",
+           "recover", "recovery_error", "refill", "refill_recover", "train_abp_on_incomplete", "train_on_incomplete"]
 
 PIXEL_RANGE = 2.0
 """Range of pixel values on the [-1, 1] scale (Table III divides the absolute error by it)."""
