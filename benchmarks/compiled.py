@@ -37,6 +37,8 @@ def parse_args() -> argparse.Namespace:
     parser.add_argument("part", choices=("toy", "rates", "overhead"))
     parser.add_argument("--repeats", type=int, default=10)
     parser.add_argument("--budgets", type=int, nargs="+", default=[11, 51, 101], help="toy: max_grad_evals")
+    parser.add_argument("--candidates", type=int, nargs="+", default=[1000],
+                        help="toy: forward-only candidates of the SMC start (one row per budget and count)")
     parser.add_argument("--chains", type=int, nargs="+", default=[8, 32, 128, 512, 1024], help="rates: chains")
     parser.add_argument("--models", nargs="+", default=["fm28", "dc64"], help="rates/overhead: fm28, dc64, toy")
     parser.add_argument("--leapfrog", type=int, default=5, help="rates: leapfrog steps per move")
@@ -98,8 +100,8 @@ def toy() -> list[dict]:
     generator = load_checkpoint(str(ROOT / "runs" / "toy-gan" / "iter_0015000")).modules["generator"]
     observed, mask = toy_observation()
 
-    def ours(budget: int, compile: bool, seed: int) -> dict:
-        settings = cg.SMC(candidates=1000, final_moves=1000, compile=compile)
+    def ours(budget: int, compile: bool, seed: int, candidates: int = ARGS.candidates[0]) -> dict:
+        settings = cg.SMC(candidates=candidates, final_moves=1000, compile=compile)
         started = time.perf_counter()
         out = cg.complete(generator, observed, mask, method=settings, chains=100, noise_std=0.05, leapfrog=10,
                           max_grad_evals=budget, seed=seed)
@@ -116,24 +118,27 @@ def toy() -> list[dict]:
     print(json.dumps({"ours_first_compiled_call_s": round(compile_s, 2), "first_ms": first["wall_ms"],
                       "peer": getattr(peer, "header", None), "load": load()}), flush=True)
     for budget in ARGS.budgets:
-        ours(budget, True, 0)  # a new budget may need a new graph only if shapes change (they don't)
-        results: dict[str, list[dict]] = {"eager": [], "compiled": [], "blackjax": []}
+        # One contender per (mode, candidates), BlackJAX once per budget; order rotates per seed.
+        contenders = [(mode, n) for n in ARGS.candidates for mode in ("eager", "compiled")] + [("blackjax", None)]
+        for mode, n in contenders:
+            if mode != "blackjax":
+                ours(budget, mode == "compiled", 0, n)  # warm-up (a new budget needs no new graph)
+        results: dict[tuple, list[dict]] = {c: [] for c in contenders}
         loads = [load()]
         for seed in range(ARGS.repeats):
-            order = ["eager", "compiled", "blackjax"]
-            order = order[seed % 3:] + order[: seed % 3]
-            for name in order:
-                if name == "blackjax":
+            shift = seed % len(contenders)
+            for mode, n in contenders[shift:] + contenders[:shift]:
+                if mode == "blackjax":
                     if peer.process is not None:
-                        results[name].append(peer.run(seed))
+                        results[(mode, n)].append(peer.run(seed))
                 else:
-                    results[name].append(ours(budget, name == "compiled", seed))
+                    results[(mode, n)].append(ours(budget, mode == "compiled", seed, n))
         loads.append(load())
-        for name, runs in results.items():
+        for (mode, n), runs in results.items():
             if not runs:
                 continue
-            row = {"part": "toy", "sampler": name, "budget": budget if name != "blackjax" else None,
-                   "grad_evals_per_chain": statistics.mean(r["grad_evals_per_chain"] for r in runs),
+            row = {"part": "toy", "sampler": mode, "budget": budget if mode != "blackjax" else None,
+                   "candidates": n, "grad_evals_per_chain": statistics.mean(r["grad_evals_per_chain"] for r in runs),
                    "median_ms": round(median([r["wall_ms"] for r in runs]), 2),
                    "fraction_mean": round(statistics.mean(r["fraction"] for r in runs), 3),
                    "fraction_sd": round(statistics.stdev(r["fraction"] for r in runs), 3),

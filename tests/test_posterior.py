@@ -31,3 +31,15 @@ def test_frozen_generator_restores_mode_and_flags(linear_gaussian):
         assert not any(q.requires_grad for q in g.parameters())
     assert g.training
     assert all(q.requires_grad for q in g.parameters())
+
+
+def test_frozen_generator_restores_mixed_modes_and_partly_frozen_parameters():
+    g = torch.nn.Sequential(torch.nn.Linear(2, 3), torch.nn.BatchNorm1d(3), torch.nn.Linear(3, 2))
+    g.train()
+    g[1].eval()  # a user's frozen batch norm inside a training model
+    g[2].weight.requires_grad_(False)
+    with frozen_generator(g):
+        assert not any(m.training for m in g.modules())
+        assert not any(q.requires_grad for q in g.parameters())
+    assert [m.training for m in g.modules()] == [True, True, False, True]
+    assert [q.requires_grad for q in g.parameters()] == [True, True, True, True, False, True]

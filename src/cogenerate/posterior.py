@@ -211,14 +211,23 @@ def frozen_generator(*modules: object) -> Iterator[None]:
     saved = []
     for module in modules:
         if isinstance(module, nn.Module):
-            saved.append((module, module.training, [p.requires_grad for p in module.parameters()]))
-            module.eval()
-            for p in module.parameters():
+            # Only what must change is touched (a frozen module in eval mode costs one walk).
+            modes = [(m, m.training) for m in module.modules()]
+            training = any(mode for _, mode in modes)
+            trainable = [p for p in module.parameters() if p.requires_grad]
+            saved.append((module, modes if training else None, trainable))
+            if training:
+                module.eval()
+            for p in trainable:
                 p.requires_grad_(False)
     try:
         yield
     finally:
-        for module, training, flags in saved:
-            module.train(training)
-            for p, flag in zip(module.parameters(), flags, strict=True):
-                p.requires_grad_(flag)
+        for module, modes, trainable in saved:
+            if modes is not None:
+                module.train(modes[0][1])
+                for m, mode in modes[1:]:  # submodules whose mode differed from the root's
+                    if m.training != mode:
+                        m.training = mode
+            for p in trainable:
+                p.requires_grad_(True)

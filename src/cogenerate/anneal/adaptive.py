@@ -34,11 +34,21 @@ def conditional_ess(log_weights: Tensor, increment: Tensor) -> Tensor:
 
 
 def _cess_at(log_weights: Tensor, log_likelihood: Tensor, deltas: Tensor) -> Tensor:
-    """CESS / C ``(B, K)`` for every candidate step ``deltas`` ``(B, K)`` at once."""
-    d = deltas.unsqueeze(-1)
-    increment = d * log_likelihood.unsqueeze(1)
-    increment = torch.where(d == 0, torch.zeros_like(increment), increment)
-    return conditional_ess(log_weights.unsqueeze(1), increment)
+    """CESS / C ``(B, K)`` for every candidate step ``deltas`` ``(B, K)`` (all ≥ 0) at once.
+
+    As :func:`conditional_ess` of the increments ``δ·log L`` in five passes over ``(B, K, C)``:
+    for δ ≥ 0 the largest increment is δ·max log L, so one shift of log L serves every δ, and
+    g² is g·g. A NaN log-likelihood counts as −∞ (that particle drops out of every step > 0).
+    """
+    w = torch.softmax(log_weights, dim=-1).unsqueeze(1)  # (B, 1, C)
+    log_lik = torch.where(log_likelihood.isnan(), -torch.inf, log_likelihood)
+    top = log_lik.amax(-1, keepdim=True)
+    relative = log_lik - torch.where(torch.isfinite(top), top, torch.zeros_like(top))
+    # −∞ → the most negative finite number, so that a step of 0 gives g = exp(0·x) = 1, not NaN.
+    relative = relative.clamp_min(torch.finfo(relative.dtype).min)
+    g = torch.exp(deltas.unsqueeze(-1) * relative.unsqueeze(1))  # (B, K, C) in [0, 1]
+    wg = w * g
+    return wg.sum(-1).pow(2) / (wg * g).sum(-1).clamp_min(torch.finfo(g.dtype).tiny)
 
 
 def _last_true(ok: Tensor) -> Tensor:

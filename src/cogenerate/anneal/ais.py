@@ -16,8 +16,8 @@ import torch
 from torch import Tensor
 
 from cogenerate.anneal.schedules import make_schedule
-from cogenerate.anneal.compiled import make_mover, resolve_compile, with_precision
-from cogenerate.anneal.tempering import evaluator, retemper, start
+from cogenerate.anneal.compiled import make_mover, make_starter, resolve_compile, with_precision
+from cogenerate.anneal.tempering import retemper
 from cogenerate.mcmc.adapt import dual_averaging_init, dual_averaging_update, paper_rule
 from cogenerate.posterior import Posterior
 from cogenerate.proposals import Proposal, draw_initial
@@ -114,10 +114,9 @@ def ais(
     betas = make_schedule(schedule, steps).to(device=observed.device, dtype=observed.dtype)
     b = posterior.batch
     z, log_w0 = draw_initial(posterior, init, chains, rng=rng, need_density=True)
-    evaluate = evaluator(posterior.log_prior_and_grad, posterior.log_likelihood_and_grad)
-    state = start(z, evaluate, betas[0].expand(b))
-    move = make_mover(posterior, num_leapfrog=leapfrog,
-                      compile=resolve_compile(compile, posterior, planned_grad_evals=1 + steps * cost))
+    compiled = resolve_compile(compile, posterior, planned_grad_evals=1 + steps * cost)
+    state = make_starter(posterior, compile=compiled)(z, betas[0].expand(b))
+    move = make_mover(posterior, num_leapfrog=leapfrog, compile=compiled)
     step = torch.full((b, chains), step_size, device=observed.device, dtype=observed.dtype)
     dual = dual_averaging_init(step) if adapt == "dual-averaging" else None
     log_w = torch.zeros((b, chains), device=observed.device, dtype=observed.dtype)

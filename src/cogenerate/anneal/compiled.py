@@ -36,12 +36,12 @@ from typing import Any, NamedTuple
 import torch
 from torch import Tensor
 
-from cogenerate.anneal.tempering import evaluator, tempered_density
-from cogenerate.mcmc.hmc import DIVERGENCE_THRESHOLD, HMCInfo, HMCState, hmc_draws, hmc_move, hmc_step
+from cogenerate.anneal.tempering import evaluator, start, tempered_density
+from cogenerate.mcmc.hmc import DIVERGENCE_THRESHOLD, HMCInfo, HMCState, hmc_draws, hmc_init, hmc_move, hmc_step
 from cogenerate.operators import Gaussian, Laplace, NoiseModel
 from cogenerate.posterior import Evaluation, Posterior
 
-__all__ = ["COMPILE_CHOICES", "PRECISIONS", "Mover", "make_mover", "resolve_compile", "with_precision",
+__all__ = ["COMPILE_CHOICES", "PRECISIONS", "Mover", "Starter", "make_mover", "make_starter", "resolve_compile", "with_precision",
            "check_compile", "check_precision"]
 
 COMPILE_CHOICES = (False, True, "auto")
@@ -64,6 +64,8 @@ AUTO_MIN_GRAD_EVALS = 100_000
 
 Mover = Callable[..., tuple[HMCState, HMCInfo]]
 """``move(rng, state, beta (B,), *, step_size (B, C), inverse_mass) -> (HMCState, HMCInfo)``."""
+Starter = Callable[[Tensor, Tensor], HMCState]
+"""``start(position (B, C, D), beta (B,)) -> HMCState``: one gradient evaluation per chain."""
 
 
 def check_compile(value: Any) -> None:
@@ -199,10 +201,58 @@ def _tempered_move(target: _Target, inputs: _Inputs, state: HMCState, noise: Ten
                     inverse_mass=inverse_mass, divergence_threshold=divergence_threshold)
 
 
+def _tempered_start(target: _Target, inputs: _Inputs, position: Tensor, beta: Tensor) -> HMCState:
+    """Chains at ``position`` under ``log p(z) + β·log L(z)``: the start ``torch.compile`` captures."""
+    return hmc_init(position, tempered_density(functools.partial(_evaluate, target, inputs), beta))
+
+
 @functools.cache
-def _compiled_move() -> Callable[..., tuple[HMCState, HMCInfo]]:
-    """The one compiled wrapper of :func:`_tempered_move` (its cache of graphs lives as long as the process)."""
-    return torch.compile(_tempered_move, fullgraph=True, dynamic=False, options=COMPILE_OPTIONS)
+def _compiled(function: Callable[..., Any]) -> Callable[..., Any]:
+    """The one compiled wrapper of ``function`` (its cache of graphs lives as long as the process)."""
+    return torch.compile(function, fullgraph=True, dynamic=False, options=COMPILE_OPTIONS)
+
+
+def _run_compiled(function: Callable[..., Any], *args: Any) -> Any:
+    """``function(*args)`` compiled, or eagerly once ``GRAPH_LIMIT`` graphs exist."""
+    try:
+        with torch._dynamo.config.patch(recompile_limit=GRAPH_LIMIT):
+            return _compiled(function)(*args)
+    except torch._dynamo.exc.FailOnRecompileLimitHit:
+        return function(*args)
+
+
+def _graph_inputs(posterior: Posterior) -> tuple[_Target, _Inputs]:
+    """What the compiled functions are specialised on, and the tensors they take as inputs."""
+    noise, scale = _unit_noise(posterior.noise)
+    target = _Target(posterior.generator, posterior.operator, noise, posterior.discriminator,
+                     float(posterior.discriminator_weight), posterior.prior, posterior.latent_dim, posterior.x_shape)
+    like = posterior.observed
+    inputs = _Inputs(posterior.observed_projection, posterior.observed_count,
+                     torch.tensor(scale, device=like.device, dtype=like.dtype), posterior.condition)
+    return target, inputs
+
+
+def _check_one_call(posterior: Posterior, chains: int) -> None:
+    if posterior.max_batch is not None and chains > posterior.max_batch:
+        raise ValueError(f"the compiled move evaluates all {chains} chains in one generator call, more than "
+                         f"max_batch={posterior.max_batch}: drop max_batch or use compile=False")
+
+
+def make_starter(posterior: Posterior, *, compile: bool) -> Starter:
+    """``start(position, beta) -> HMCState``: the chains evaluated under the tempered target of
+    ``posterior`` (:func:`~cogenerate.anneal.tempering.start`), eagerly or as one compiled graph
+    (the same evaluation as the compiled move's, so a compiled run starts as the eager one does
+    up to rounding)."""
+    if not compile:
+        evaluate = evaluator(posterior.log_prior_and_grad, posterior.log_likelihood_and_grad)
+        return lambda position, beta: start(position, evaluate, beta)
+    target, inputs = _graph_inputs(posterior)
+
+    def compiled_start(position: Tensor, beta: Tensor) -> HMCState:
+        _check_one_call(posterior, position.shape[0] * position.shape[1])
+        return _run_compiled(_tempered_start, target, inputs, position.detach(), beta)
+
+    return compiled_start
 
 
 def make_mover(posterior: Posterior, *, num_leapfrog: int, compile: bool,
@@ -225,27 +275,13 @@ def make_mover(posterior: Posterior, *, num_leapfrog: int, compile: bool,
                             divergence_threshold=divergence_threshold)
 
         return eager
-    noise, scale = _unit_noise(posterior.noise)
-    target = _Target(posterior.generator, posterior.operator, noise, posterior.discriminator,
-                     float(posterior.discriminator_weight), posterior.prior, posterior.latent_dim, posterior.x_shape)
-    like = posterior.observed
-    inputs = _Inputs(posterior.observed_projection, posterior.observed_count,
-                     torch.tensor(scale, device=like.device, dtype=like.dtype), posterior.condition)
-    compiled = _compiled_move()
+    target, inputs = _graph_inputs(posterior)
 
     def move(rng: torch.Generator, state: HMCState, beta: Tensor, *, step_size: Tensor,
              inverse_mass: Tensor | float = 1.0) -> tuple[HMCState, HMCInfo]:
-        b, c = state.position.shape[:2]
-        if posterior.max_batch is not None and b * c > posterior.max_batch:
-            raise ValueError(f"the compiled move evaluates all {b * c} chains in one generator call, more than "
-                             f"max_batch={posterior.max_batch}: drop max_batch or use compile=False")
+        _check_one_call(posterior, state.position.shape[0] * state.position.shape[1])
         noise_draws, uniform = hmc_draws(rng, state.position)
-        args = (target, inputs, state, noise_draws, uniform, beta, step_size, inverse_mass, num_leapfrog,
-                float(divergence_threshold))
-        try:
-            with torch._dynamo.config.patch(recompile_limit=GRAPH_LIMIT):
-                return compiled(*args)
-        except torch._dynamo.exc.FailOnRecompileLimitHit:
-            return _tempered_move(*args)
+        return _run_compiled(_tempered_move, target, inputs, state, noise_draws, uniform, beta, step_size,
+                             inverse_mass, num_leapfrog, float(divergence_threshold))
 
     return move

@@ -28,8 +28,8 @@ from torch import Tensor
 
 from cogenerate.anneal.adaptive import advance, conditional_ess, evidence_peak, next_beta
 from cogenerate.anneal.ais import effective_sample_size, weight_increment
-from cogenerate.anneal.compiled import make_mover, resolve_compile, with_precision
-from cogenerate.anneal.tempering import evaluator, retemper, start
+from cogenerate.anneal.compiled import make_mover, make_starter, resolve_compile, with_precision
+from cogenerate.anneal.tempering import retemper
 from cogenerate.mcmc.adapt import ParticleTuning, adapt_step_size, particle_tuning_init
 from cogenerate.mcmc.adapt import adapt_mass as adapt_mass_fn
 from cogenerate.mcmc.hmc import HMCState, gather_state
@@ -210,11 +210,10 @@ def smc(
         if log_w0 is not None:
             log_z = torch.logsumexp(log_w0, dim=-1) - math.log(chains)
             log_w = torch.log_softmax(log_w0, dim=-1)
-    evaluate = evaluator(posterior.log_prior_and_grad, posterior.log_likelihood_and_grad)
-    state = start(z, evaluate, beta)
     planned = max_grad_evals if max_grad_evals is not None else 1 + (max_steps + final_moves) * cost
-    move = make_mover(posterior, num_leapfrog=leapfrog,
-                      compile=resolve_compile(compile, posterior, planned_grad_evals=planned))
+    compiled = resolve_compile(compile, posterior, planned_grad_evals=planned)
+    state = make_starter(posterior, compile=compiled)(z, beta)
+    move = make_mover(posterior, num_leapfrog=leapfrog, compile=compiled)
     spent = 1
     tuning = particle_tuning_init(b, d, step_size=step_size, like=observed)
     trace: dict[str, list] = {"beta": [], "ess": [], "acceptance_rate": [], "step_size": [], "resampled": []}
