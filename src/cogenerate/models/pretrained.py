@@ -63,7 +63,7 @@ PRETRAINED: dict[str, str] = {
     "fashion-mnist-vae": "VAE (mask-aware Gaussian encoder, latent 32) on the Fashion-MNIST training set, 28×28 grey; docs/families.md",
     "fashion-mnist-vae-gan": "VAE-GAN (reconstruction in discriminator features, γ 1e-5, latent 32) on the Fashion-MNIST training set, 28×28 grey; docs/families.md",
     "fashion-mnist-aae": "Adversarial autoencoder (Gaussian encoder, code discriminator, latent 32) on the Fashion-MNIST training set, 28×28 grey; docs/families.md",
-    "fashion-mnist-bayesian-gan": "Bayesian GAN (5 SGHMC generator weight samples, latent 32, 3,000 iterations) on the Fashion-MNIST training set, 28×28 grey; docs/families.md",
+    "fashion-mnist-bayesian-gan": "Bayesian GAN (5 SGHMC generator weight samples, latent 32, 20,000 iterations) on the Fashion-MNIST training set, 28×28 grey; docs/families.md",
     "fashion-mnist-alpha-gan": "α-GAN (encoder, code discriminator, L1 λ 10, latent 32) on the Fashion-MNIST training set, 28×28 grey; docs/families.md",
     "fashion-mnist-triangle": "Divergence triangle (generator, energy-based model, inference model; latent 32, 6,000 iterations) on the Fashion-MNIST training set, 28×28 grey; docs/families.md",
 }
