@@ -13,8 +13,8 @@ import torch
 import torch._dynamo.utils
 
 import cogenerate as cg
-from cogenerate.anneal.compiled import AUTO_MIN_GRAD_EVALS, make_mover, resolve_compile, with_precision
-from cogenerate.anneal.tempering import evaluator, retemper, start
+from cogenerate.anneal.compiled import AUTO_MIN_GRAD_EVALS, make_mover, make_starter, resolve_compile, with_precision
+from cogenerate.anneal.tempering import retemper
 from cogenerate.api import make_posterior
 from tests.conftest import assert_unbiased, make_linear_gaussian, weighted_moments
 
@@ -51,13 +51,17 @@ def test_compiled_smc_recovers_linear_gaussian_posterior_and_evidence():
 
 
 @pytest.mark.compiled
-def test_compiled_move_is_the_eager_move_and_its_graph_is_reused():
+def test_compiled_start_and_move_are_the_eager_ones_and_their_graphs_are_reused():
     p = make_linear_gaussian(seed=2)  # a new generator module and new observations: no new graph
+    p.generator.requires_grad_(False)  # as complete() hands it to the sampler (graphs are specialised on this)
     posterior = make_posterior(p.generator, replicated(p) + 0.1, p.mask, noise_std=0.3)
     rng = torch.Generator().manual_seed(0)
     z = posterior.sample_prior(rng, (REPLICATES, CHAINS))
     beta = torch.linspace(0.1, 1.0, REPLICATES, dtype=torch.float64)
-    state = start(z, evaluator(posterior.log_prior_and_grad, posterior.log_likelihood_and_grad), beta)
+    state = make_starter(posterior, compile=False)(z, beta)
+    started = make_starter(posterior, compile=True)(z, beta)  # the start's own graph
+    for a, b in zip(torch.utils._pytree.tree_leaves(started), torch.utils._pytree.tree_leaves(state), strict=True):
+        torch.testing.assert_close(a, b, atol=1e-10, rtol=1e-10)
     step = torch.full((REPLICATES, CHAINS), 0.3, dtype=torch.float64)
     inverse_mass = torch.rand(REPLICATES, 1, 3, generator=rng, dtype=torch.float64) + 0.5
     moved = {}
@@ -73,8 +77,8 @@ def test_compiled_move_is_the_eager_move_and_its_graph_is_reused():
     for a, b in zip(torch.utils._pytree.tree_leaves(compiled), torch.utils._pytree.tree_leaves(eager), strict=True):
         torch.testing.assert_close(a, b, atol=1e-10, rtol=1e-10)
     torch.testing.assert_close(info_c.energy_change, info_e.energy_change, atol=1e-10, rtol=1e-10)
-    # Different values, generator instance and noise scale, same shapes: the graph of the test above
-    # (or one graph, when run alone) serves; an empirical-Bayes run at those shapes adds none.
+    # Different values, generator instance and noise scale, same shapes: the graphs of the test above
+    # (or the two compiled here, when run alone) serve; an empirical-Bayes run at those shapes adds none.
     before = torch._dynamo.utils.counters["stats"]["unique_graphs"]
     cg.complete(p.generator, replicated(p), p.mask, method=cg.SMC(compile=True), chains=CHAINS, leapfrog=LEAPFROG,
                 noise_std="auto")
