@@ -15,7 +15,8 @@ data-dependent loops in Python (the next β, resampling, adaptation) and hand ea
   rounding. Everything that changes between calls (observations, β, step sizes, the noise
   scale) enters the graph as a tensor, so one compilation serves every later call with the
   same generator, shapes, dtype and number of leapfrog steps (``torch.compile``'s own cache,
-  per process; up to ``GRAPH_LIMIT`` graphs, eager after that).
+  per process; up to ``GRAPH_LIMIT`` graphs, eager after that). The chains' first evaluation
+  (:func:`make_starter`) is a second, smaller graph of the same kind.
 * ``compile="auto"``: compiled only for runs long enough to earn the compilation back
   (:func:`resolve_compile`).
 
@@ -41,8 +42,8 @@ from cogenerate.mcmc.hmc import DIVERGENCE_THRESHOLD, HMCInfo, HMCState, hmc_dra
 from cogenerate.operators import Gaussian, Laplace, NoiseModel
 from cogenerate.posterior import Evaluation, Posterior
 
-__all__ = ["COMPILE_CHOICES", "PRECISIONS", "Mover", "Starter", "make_mover", "make_starter", "resolve_compile", "with_precision",
-           "check_compile", "check_precision"]
+__all__ = ["COMPILE_CHOICES", "PRECISIONS", "Mover", "Starter", "make_mover", "make_starter", "resolve_compile",
+           "with_precision", "check_compile", "check_precision"]
 
 COMPILE_CHOICES = (False, True, "auto")
 PRECISIONS = ("full", "bf16")
