@@ -66,6 +66,23 @@ def test_next_beta_hits_the_target_ess():
     assert (new > beta)[:3].all()
 
 
+def test_next_beta_drops_a_nan_or_minus_inf_particle_instead_of_stalling():
+    g = torch.Generator().manual_seed(0)
+    log_lik = -50 * torch.rand(3, 200, generator=g)
+    log_w = torch.full((3, 200), -math.log(200))
+    beta = torch.zeros(3)
+    clean = next_beta(log_w, log_lik, beta, target_ess=0.5)
+    broken = log_lik.clone()
+    broken[1, 7] = float("nan")
+    broken[2, :5] = -torch.inf
+    new = next_beta(log_w, broken, beta, target_ess=0.5)
+    # One lost particle of 200 barely changes the step; it must not fall to the smallest grid step.
+    assert (new[1:] > 0.5 * clean[1:]).all()
+    torch.testing.assert_close(new[0], clean[0])
+    every_particle_lost = torch.full((1, 200), -torch.inf)
+    assert 0 < next_beta(log_w[:1], every_particle_lost, beta[:1], target_ess=0.5) < 1e-9
+
+
 def test_systematic_resampling_copies_each_particle_about_c_w_times():
     g = torch.Generator().manual_seed(0)
     logits = torch.randn(5, 100, generator=g)
