@@ -3,7 +3,17 @@
 The recorded tensors live in ``tests/golden/complete.safetensors``. They were written by
 ``python -m tests.test_golden --record`` from the code as it was before the model-protocol
 restructure (issue "One home for every model family"), which promised to leave behaviour
-unchanged; a change that alters any of them on purpose must say why and record them again.
+unchanged; a change that alters any of them on purpose must say why and record them again
+(``python -m tests.test_golden --record NAME ...`` records those cases only).
+
+Re-recorded on purpose: ``lg-smc-auto``, when SMC began to keep part of its budget for its
+``final_moves`` and to re-tune the mass before each of them (issue "A default that wins in
+every regime", target 2). The smc-polish cases pin ``rejuvenate=False``, their behaviour
+before that issue.
+
+Floating point is compared to a few ulps of float32 (1e-12 for float64), not bit for bit: the
+same code rounds differently on another CPU (measured: up to 3.5e-5 relative in the float32
+DCGAN cases between the machine that recorded them and an AMD EPYC).
 """
 
 from __future__ import annotations
@@ -56,8 +66,8 @@ def _tiny_dcgan():
 
 
 # name -> (problem, complete() keyword arguments). Method settings are given as settings objects.
-# smc-polish is pinned to restart_fraction=0.0, its behaviour before the issue "A default that
-# wins in every regime" made 0.5 the default on purpose.
+# smc-polish is pinned to restart_fraction=0.0 and rejuvenate=False, its behaviour before the
+# issue "A default that wins in every regime" changed both defaults on purpose.
 def _cases():
     yield "lg-ais", "lg", dict(method=cg.AIS(schedule="sigmoid", step_size=0.1), steps=6, leapfrog=3)
     yield "lg-ais-dual", "lg", dict(method=cg.AIS(adapt="dual-averaging", schedule="linear"), steps=5, leapfrog=2)
@@ -68,8 +78,8 @@ def _cases():
     yield "lg-gd", "lg", dict(method=cg.GD(lr=0.05), steps=7)
     yield "lg-gd-best", "lg", dict(method=cg.GDBest(candidates=50), steps=5)
     yield "lg-yeh", "lg", dict(method="yeh", steps=5, critic=1.0)
-    yield "lg-smc-polish", "lg", dict(method=cg.SMCPolish(smc=cg.SMC(leapfrog=5, candidates=50), restart_fraction=0.0), leapfrog=2, max_grad_evals=30)
-    yield "dc-smc-polish", "dc", dict(method=cg.SMCPolish(smc=cg.SMC(leapfrog=5, candidates=30), restart_fraction=0.0), leapfrog=2, max_grad_evals=20)
+    yield "lg-smc-polish", "lg", dict(method=cg.SMCPolish(smc=cg.SMC(leapfrog=5, candidates=50), restart_fraction=0.0, rejuvenate=False), leapfrog=2, max_grad_evals=30)
+    yield "dc-smc-polish", "dc", dict(method=cg.SMCPolish(smc=cg.SMC(leapfrog=5, candidates=30), restart_fraction=0.0, rejuvenate=False), leapfrog=2, max_grad_evals=20)
     yield "dc-ais", "dc", dict(method="ais", steps=3, leapfrog=2, noise_std=0.2)
     yield "dc-gd-best", "dc", dict(method=cg.GDBest(candidates=20), steps=4)
     yield "dc-yeh", "dc", dict(method="yeh", steps=3, critic=1.0)
@@ -91,9 +101,15 @@ def _run(problem: str, kwargs: dict) -> cg.Completion:
     return cg.complete(g, observed, mask, chains=5, seed=3, **kwargs)
 
 
-def _record() -> None:
-    tensors = {}
+TOLERANCE = {torch.float32: dict(rtol=1e-4, atol=1e-5), torch.float64: dict(rtol=1e-12, atol=1e-12)}
+
+
+def _record(names: list[str]) -> None:
+    """Record the cases ``names`` (all when empty) and keep the others' recordings."""
+    tensors = load_file(str(GOLDEN)) if GOLDEN.exists() and names else {}
     for name, problem, kwargs in _cases():
+        if names and name not in names:
+            continue
         out = _run(problem, kwargs)
         for field in FIELDS:
             tensors[f"{name}.{field}"] = getattr(out, field).clone().contiguous()
@@ -111,9 +127,10 @@ def test_outputs_equal_the_recorded_ones(name, problem, kwargs):
         got, want = getattr(out, field), golden[f"{name}.{field}"]
         if f"{name}.{field}" in FIXED:
             want = FIXED[f"{name}.{field}"](want)
-        same = torch.equal(got, want) or bool(torch.isnan(got).all() and torch.isnan(want).all())
-        assert got.dtype == want.dtype and same, f"{name}: {field} differs from the recording"
+        assert got.dtype == want.dtype and got.shape == want.shape, f"{name}: {field} changed dtype or shape"
+        same = torch.allclose(got, want, equal_nan=True, **TOLERANCE.get(got.dtype, dict(rtol=0, atol=0)))
+        assert same, f"{name}: {field} differs from the recording"
 
 
 if __name__ == "__main__" and "--record" in sys.argv:
-    _record()
+    _record(sys.argv[sys.argv.index("--record") + 1:])

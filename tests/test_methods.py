@@ -49,3 +49,29 @@ def test_restart_chains_polish_the_best_candidate_draws():
     half = cg.complete(p.generator, p.observed, p.mask, method=settings.__class__(
         smc=settings.smc, restart_fraction=0.5), chains=4, noise_std=p.sigma, max_grad_evals=40)
     assert half.info.polished_latents.shape == (2, 4, 3)
+
+
+def test_smc_polish_samples_are_the_posterior_with_rejuvenation_and_shrunk_mass():
+    """The default's samples (SMC with moves to the end of its share, mass shrunk toward the
+    prior's) are still the posterior's: exact mean and covariance of a linear-Gaussian model."""
+    p = make_linear_gaussian()
+    observed = p.observed[:1].expand(10, -1)
+    out = cg.complete(p.generator, observed, p.mask, method="smc-polish", chains=400, noise_std=p.sigma, max_grad_evals=200)
+    mean, cov = weighted_moments(out.latents, out.log_weights)
+    assert_unbiased(mean, p.mean[0])
+    assert_unbiased(cov.diagonal(dim1=1, dim2=2), p.cov.diagonal())
+    assert_unbiased(out.log_evidence, p.log_evidence[0], bias_allowance=out.log_evidence.var())
+
+
+def test_rejuvenate_spends_the_smc_share_on_moves_and_the_rest_on_the_polish():
+    p = make_linear_gaussian()
+    smc = cg.SMC(leapfrog=5, candidates=100)
+
+    def polish_steps(rejuvenate):
+        settings = cg.SMCPolish(smc=smc, rejuvenate=rejuvenate)
+        out = cg.complete(p.generator, p.observed, p.mask, method=settings, chains=8, noise_std=p.sigma, max_grad_evals=200)
+        assert out.grad_evals <= 200
+        return out.info.polish.steps
+
+    assert 100 <= polish_steps(True) < 100 + 5  # SMC spent its share, to within one move
+    assert polish_steps(False) > 100 + 5  # β = 1 came early; the rest went to the polish

@@ -47,6 +47,23 @@ def test_smc_budget_is_honoured_by_jumping_to_beta_one():
     assert torch.isfinite(out.log_evidence).all()
 
 
+def test_final_moves_follow_a_budget_forced_jump():
+    """Under a budget too small to temper, SMC keeps part of it for its final moves: the jump
+    to β = 1 resamples copies of a few particles, and the moves after it separate them."""
+    p = make_linear_gaussian(sigma=0.01)
+
+    def run(final_moves):
+        return cg.complete(p.generator, p.observed, p.mask, method=cg.SMC(final_moves=final_moves), chains=32,
+                           leapfrog=5, noise_std=p.sigma, max_grad_evals=61)
+
+    bare, moved = run(0), run(100)
+    for out in (bare, moved):
+        assert out.grad_evals <= 61 and (out.diagnostics["beta"][:, -1] == 1).all()
+    assert moved.grad_evals == 61  # the reserve was spent on moves after the jump
+    distinct = [min(len(torch.unique(out.latents[i], dim=0)) for i in range(2)) for out in (bare, moved)]
+    assert distinct[0] < 8 and distinct[1] > 2 * distinct[0]
+
+
 def test_conditional_ess_of_uniform_increments_is_one():
     w = torch.log_softmax(torch.randn(3, 50, generator=torch.Generator().manual_seed(0)), -1)
     torch.testing.assert_close(conditional_ess(w, torch.zeros(3, 50)), torch.ones(3))

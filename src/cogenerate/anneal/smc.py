@@ -8,8 +8,9 @@ AIS (:mod:`cogenerate.anneal.ais`) plus three things the paper's Algorithm 1 lac
 2. systematic resampling (Carpenter, Clifford & Fearnhead 1999), per observation, whenever
    the ESS falls below ``resample_threshold · C``;
 3. kernels re-tuned from the particles: a diagonal inverse mass matrix equal to the
-   particles' weighted variance (Chopin 2002, §2.1 of Buchholz, Chopin & Jacob 2021), and a
-   step size per observation moved toward the target acceptance after every mutation;
+   particles' weighted variance (Chopin 2002, §2.1 of Buchholz, Chopin & Jacob 2021),
+   optionally shrunk toward the prior's by a few pseudo-particles, and a step size per observation moved toward
+   the target acceptance after every mutation;
 4. optionally (``empirical_bayes``), the noise scale fitted by maximum evidence: tempering
    stops where the estimated evidence of the scale that β amounts to peaks.
 
@@ -124,6 +125,17 @@ def _evidence_correction(posterior: Posterior) -> Callable[[Tensor], Tensor]:
     return correction
 
 
+def _prior_variance(posterior: Posterior) -> Tensor | float:
+    """The latent prior's variance per dimension (1 for the standard normal, or where the
+    prior does not say)."""
+    if posterior.prior is None:
+        return 1.0
+    try:
+        return posterior.prior.variance.to(posterior.observed).expand(posterior.latent_dim)
+    except (NotImplementedError, AttributeError, RuntimeError):
+        return 1.0
+
+
 def smc(
     posterior: Posterior,
     *,
@@ -136,6 +148,7 @@ def smc(
     resample_threshold: float = 0.5,
     target_acceptance: float = 0.65,
     adapt_mass: bool = True,
+    mass_shrinkage: float = 0.0,
     max_steps: int = 1000,
     final_moves: int = 0,
     candidates: int = 0,
@@ -156,8 +169,15 @@ def smc(
         target_ess: conditional ESS fraction each tempering step keeps (BlackJAX's 0.5).
         resample_threshold: resample an observation's particles when ESS/C falls below it.
         adapt_mass: use the particles' variance as the diagonal inverse mass matrix.
+        mass_shrinkage: pseudo-particles at the prior's variance added to that estimate
+            (:func:`~cogenerate.mcmc.adapt.adapt_mass`). The default method uses 2 with its
+            16 particles (docs/benchmarks.md §7, target 2); with hundreds of particles on a
+            sharp posterior it only inflates the mass of the constrained directions.
         max_steps: cap on tempering steps.
-        final_moves: extra HMC moves at β = 1 after the last tempering step.
+        final_moves: extra HMC moves at β = 1 after the last tempering step. Under a budget,
+            up to a quarter of it is kept for them: a tempering that would overrun it jumps
+            to its final β early enough that moves still follow the jump (otherwise the
+            particles are the jump's resampled copies of a few).
         candidates: if larger than ``chains``, start from this many draws scored by
             forward passes only (no gradients, as gd-best's candidates): the first tempering
             step reweights all of them and resamples ``chains`` particles.
@@ -215,6 +235,15 @@ def smc(
     state = make_starter(posterior, compile=compiled)(z, beta)
     move = make_mover(posterior, num_leapfrog=leapfrog, compile=compiled)
     spent = 1
+    # Budget kept for moves after the last tempering step (see ``final_moves``).
+    reserved = 0 if max_grad_evals is None else cost * min(final_moves, (max_grad_evals - 1) // (4 * cost))
+    prior_variance = _prior_variance(posterior)
+
+    def retune(tuning: ParticleTuning, position: Tensor, log_w: Tensor) -> ParticleTuning:
+        if not adapt_mass:
+            return tuning
+        return adapt_mass_fn(tuning, position, log_w, shrinkage=mass_shrinkage, prior_variance=prior_variance)
+
     tuning = particle_tuning_init(b, d, step_size=step_size, like=observed)
     trace: dict[str, list] = {"beta": [], "ess": [], "acceptance_rate": [], "step_size": [], "resampled": []}
     divergent = torch.zeros((), dtype=torch.long)
@@ -234,14 +263,13 @@ def smc(
     if steps and (max_grad_evals is None or spent + cost <= max_grad_evals):
         # The candidates' reweighting was the first tempering step: move before the next one.
         trace["beta"].append(beta.clone())
-        if adapt_mass:
-            tuning = adapt_mass_fn(tuning, state.position, log_w)
+        tuning = retune(tuning, state.position, log_w)
         state, tuning, acc, div = mutate(state, beta, tuning)
         divergent, spent = divergent + div, spent + cost
     tempered_latents, tempered_beta = None, None
     cancelled = False
     while bool((beta < ceiling).any()) and steps < max_steps:
-        out_of_budget = max_grad_evals is not None and spent + cost > max_grad_evals
+        out_of_budget = max_grad_evals is not None and spent + cost > max_grad_evals - reserved
         forced = out_of_budget or steps == max_steps - 1
         if forced:
             # Keep the particles as they were before the forced jump: still diverse.
@@ -262,8 +290,7 @@ def smc(
             ancestors = torch.where(resample.unsqueeze(1), ancestors, keep)
             state = gather_state(state, ancestors)
             log_w = torch.where(resample.unsqueeze(1), torch.full_like(log_w, -math.log(chains)), log_w)
-        if adapt_mass:
-            tuning = adapt_mass_fn(tuning, state.position, log_w)
+        tuning = retune(tuning, state.position, log_w)
         trace["beta"].append(beta.clone())
         trace["ess"].append(ess / chains)
         trace["resampled"].append(resample)
@@ -282,7 +309,7 @@ def smc(
     for _ in range(0 if cancelled else final_moves):
         if max_grad_evals is not None and spent + cost > max_grad_evals:
             break
-        state, tuning, _, div = mutate(state, beta, tuning)
+        state, tuning, _, div = mutate(state, beta, retune(tuning, state.position, log_w))
         divergent = divergent + div
         spent += cost
 

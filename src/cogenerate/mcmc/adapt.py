@@ -13,7 +13,9 @@ Step-size rules:
   :func:`adapt_step_size`, :func:`adapt_mass`): one step size per observation moved by a
   Robbins–Monro step on ``log ε`` toward the target acceptance after every mutation, and a
   diagonal inverse mass matrix equal to the particles' weighted variance (Chopin 2002;
-  Buchholz, Chopin & Jacob 2021, §2.1).
+  Buchholz, Chopin & Jacob 2021, §2.1), optionally shrunk toward the prior's variance by a
+  few pseudo-particles, in the manner of Stan's regularised metric estimate (Stan Reference
+  Manual, "HMC algorithm parameters": ``n/(n+5)·var + 10⁻³·5/(n+5)`` for n warm-up draws).
 """
 
 from __future__ import annotations
@@ -122,10 +124,21 @@ def adapt_step_size(tuning: ParticleTuning, acceptance_prob: Tensor, *, target: 
     return tuning._replace(step_size=step)
 
 
-def adapt_mass(tuning: ParticleTuning, position: Tensor, log_weights: Tensor) -> ParticleTuning:
+def adapt_mass(tuning: ParticleTuning, position: Tensor, log_weights: Tensor, *, shrinkage: float = 0.0,
+               prior_variance: Tensor | float = 1.0) -> ParticleTuning:
     """Inverse mass = the weighted variance of the particles ``(B, C, D)`` per observation and
-    latent dimension, with weights ``(B, C)`` (log, any normalisation)."""
+    latent dimension, with weights ``(B, C)`` (log, any normalisation).
+
+    ``shrinkage`` = k adds k pseudo-particles at ``prior_variance``:
+    ``(C·var + k·prior_variance) / (C + k)``. A small population that has narrowed onto part
+    of the posterior (after resampling, or when its moves were too short) otherwise sets its
+    own steps by its own narrowness and stays narrow; a few pseudo-particles keep the moves
+    wide enough to spread it again, and vanish for large C.
+    """
     w = torch.softmax(log_weights, dim=-1).unsqueeze(-1)
     mean = (w * position).sum(1, keepdim=True)
     variance = (w * (position - mean).pow(2)).sum(1, keepdim=True)
+    if shrinkage:
+        count = position.shape[1]
+        variance = (count * variance + shrinkage * prior_variance) / (count + shrinkage)
     return tuning._replace(inverse_mass=variance.clamp(*MASS_BOUNDS))
