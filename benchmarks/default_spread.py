@@ -58,6 +58,9 @@ def main() -> None:
     parser.add_argument("--ref-compile", action="store_true",
                         help="run the reference's HMC moves compiled (same answer up to rounding, ~1.5× faster at 1,024 chains)")
     parser.add_argument("--cache", default="runs/spread-reference.json")
+    parser.add_argument("--sigma-from-default", action="store_true",
+                        help="run --method at the σ the plain default fits (one more default run per image), so "
+                             "that methods are compared against one reference per image")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--threads", type=int, default=1)
     args = parser.parse_args()
@@ -77,8 +80,12 @@ def main() -> None:
     ratios, within, rows = [], [], []
     for i in index:
         x = test[i : i + 1]
+        noise_std = "auto"
+        if args.sigma_from_default:  # the image's σ is the plain default's (seed 0's), as the reference's
+            noise_std = float(cg.complete(generator, x, mask, chains=args.chains, max_grad_evals=args.budget,
+                                          seed=i).noise_std[0])
         out = cg.complete(generator, x, mask, method=method, chains=args.chains, max_grad_evals=args.budget,
-                          seed=args.seed + i)
+                          seed=args.seed + i, noise_std=noise_std)
         sigma = float(out.noise_std[0])
         default_std = float(hidden_std(out, hidden)[0])
         predictive = out.predictive_std[0]

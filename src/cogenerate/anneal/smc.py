@@ -9,8 +9,8 @@ AIS (:mod:`cogenerate.anneal.ais`) plus three things the paper's Algorithm 1 lac
    the ESS falls below ``resample_threshold · C``;
 3. kernels re-tuned from the particles: a diagonal inverse mass matrix equal to the
    particles' weighted variance (Chopin 2002, §2.1 of Buchholz, Chopin & Jacob 2021),
-   optionally shrunk toward the prior's by a few pseudo-particles, and a step size per observation moved toward
-   the target acceptance after every mutation;
+   optionally shrunk toward the prior's by a few pseudo-particles, and a step size per
+   observation moved toward the target acceptance after every mutation;
 4. optionally (``empirical_bayes``), the noise scale fitted by maximum evidence: tempering
    stops where the estimated evidence of the scale that β amounts to peaks.
 
