@@ -11,7 +11,7 @@ Re-recorded on purpose: ``lg-smc-auto``, when SMC began to keep part of its budg
 every regime", target 2). The smc-polish cases pin ``rejuvenate=False``, their behaviour
 before that issue.
 
-Floating point is compared to a few ulps of float32 (1e-12 for float64), not bit for bit: the
+Floating point is compared to 1e-4 relative in float32 (1e-12 in float64), not bit for bit: the
 same code rounds differently on another CPU (measured: up to 3.5e-5 relative in the float32
 DCGAN cases between the machine that recorded them and an AMD EPYC).
 """
