@@ -313,8 +313,10 @@ class SMCPolish(MethodSettings):
     polish_from: str = "tempered"
     rejuvenate: bool = True
     restart_fraction: float = 0.5
+    refit_below: float = 0.0
 
     def __post_init__(self) -> None:
+        _positive("refit_below", self.refit_below, zero=True)
         if not 0 <= self.restart_fraction <= 1:
             raise ValueError(f"restart_fraction must lie in [0, 1], got {self.restart_fraction!r}")
         if not isinstance(self.smc, SMC):
@@ -355,7 +357,7 @@ class SMCPolish(MethodSettings):
         polished = gradient_descent(
             posterior, chains=chains, rng=rng, steps=steps, lr=self.lr, init=start,
             prior_weight=self.prior_weight, likelihood_weight=sampled.info.likelihood_weight,
-            callback=_scaled(callback, share, 1.0),
+            refit_below=self.refit_below, callback=_scaled(callback, share, 1.0),
         )
         return sampled._replace(
             grad_evals=sampled.grad_evals + polished.grad_evals,

@@ -55,3 +55,41 @@ def test_a_likelihood_weight_finds_the_mode_at_the_widened_noise_std():
     mean = linear_gaussian_posterior(p.generator, p.observed, p.mask, p.sigma / weight.sqrt())[0]
     torch.testing.assert_close(out.latents, mean.unsqueeze(1).expand(-1, 2, -1), atol=1e-3, rtol=0)
     assert not torch.allclose(mean[0], p.mean[0], atol=0.01)  # the weight did change the answer
+
+
+def test_refit_below_descends_an_exact_target_to_the_exact_fit():
+    # An observation the generator reproduces exactly (4 observed entries, 3 latent dims): at a
+    # fixed σ the prior term stops the descent at the posterior mode, off z*; with the noise
+    # scale following the residual below σ the prior term fades and the descent reaches z*.
+    p = make_linear_gaussian(x_dim=8)
+    z_true = torch.randn(2, 3, generator=torch.Generator().manual_seed(5), dtype=torch.float64)
+    exact = p.generator(z_true).detach()
+    post = make_posterior(p.generator, exact, p.mask, noise_std=0.5)
+    runs = {r: gradient_descent(post, chains=2, rng=torch.Generator().manual_seed(0), steps=3000, lr=0.05,
+                                prior_weight=1.0, refit_below=r) for r in (0.0, 1.0)}
+    mode = linear_gaussian_posterior(p.generator, exact, p.mask, 0.5)[0]
+    torch.testing.assert_close(runs[0.0].latents, mode.unsqueeze(1).expand(-1, 2, -1), atol=1e-3, rtol=0)
+    assert (mode - z_true).abs().max() > 0.05  # the prior did pull the mode off z*
+    torch.testing.assert_close(runs[1.0].latents, z_true.unsqueeze(1).expand(-1, 2, -1), atol=1e-3, rtol=0)
+
+
+def test_refit_below_leaves_a_noisy_fit_at_the_posterior_mode():
+    # 6 noisy observed entries, 2 latent dims: the residual at the mode implies a scale near σ,
+    # above 0.3·σ, so the profile join is never reached and the answer is the mode at σ.
+    p = make_linear_gaussian(latent_dim=2, x_dim=12, seed=3)
+    post = make_posterior(p.generator, p.observed, p.mask, noise_std=p.sigma)
+    out = gradient_descent(post, chains=2, rng=torch.Generator().manual_seed(0), steps=3000, lr=0.05,
+                           prior_weight=1.0, refit_below=0.3)
+    torch.testing.assert_close(out.latents, p.mean.unsqueeze(1).expand(-1, 2, -1), atol=1e-3, rtol=0)
+    residual = (p.generator(p.mean).detach() - p.observed)[:, p.mask.bool()]
+    assert (residual.pow(2).mean(1).sqrt() > 0.3 * p.sigma).all()  # the join was out of reach
+
+
+def test_refit_below_is_off_where_every_observation_has_an_exact_fit():
+    # 3 observed values, 3 latent dims: a noisy observation is fitted exactly by some z, so the
+    # refit would chase the noise; it is off and the answer stays the posterior mode.
+    p = make_linear_gaussian()
+    post = make_posterior(p.generator, p.observed, p.mask, noise_std=p.sigma)
+    out = gradient_descent(post, chains=2, rng=torch.Generator().manual_seed(0), steps=3000, lr=0.05,
+                           prior_weight=1.0, refit_below=1.0)
+    torch.testing.assert_close(out.latents, p.mean.unsqueeze(1).expand(-1, 2, -1), atol=1e-3, rtol=0)

@@ -15,7 +15,7 @@ from typing import NamedTuple
 import torch
 from torch import Tensor
 
-from cogenerate.posterior import Posterior
+from cogenerate.posterior import Evaluation, Posterior
 from cogenerate.proposals import Proposal, draw_initial
 from cogenerate.result import Callback, SamplerOutput, Step, notify
 
@@ -63,6 +63,7 @@ def gradient_descent(
     candidates: int = 5000,
     prior_weight: float = 0.0,
     likelihood_weight: float | Tensor = 1.0,
+    refit_below: float = 0.0,
     max_grad_evals: int | None = None,
     callback: Callback | None = None,
 ) -> SamplerOutput:
@@ -77,6 +78,17 @@ def gradient_descent(
         prior_weight: 0 for the paper's Eq. (1); 1 for MAP.
         likelihood_weight: w, a number or one per observation ``(B,)``: the tempered
             posterior's β (an empirical-Bayes noise scale, :func:`~cogenerate.anneal.smc.smc`).
+        refit_below: r. Where a chain's residual implies a noise scale ŝ below ``r`` times the
+            (tempered) scale s, the prior term fades with the misfit: with the misfit
+            u = w·(log L_max − log L) ≥ 0 and the prior term q = −prior_weight·log p(z), the
+            objective u + q becomes ``u·(1 + q/t)`` below ``t = count·power·r^(1/power)`` (where
+            ŝ = r·s; for Gaussian noise ŝ² = mean squared residual). It is continuous at t and
+            smallest at u = 0, so a target the generator reproduces exactly is descended to the
+            exact fit instead of stopping where the prior term balances a scale fitted to the
+            whole posterior; a fit whose residual stays above r·s is not changed. 0 (the
+            default) keeps the objective. Ignored where no more values are observed than z has
+            dimensions (every observation then has an exact fit) and with a critic term (whose
+            log-likelihood has no maximum at a zero residual).
         max_grad_evals: cap on gradient evaluations per chain.
         callback: called after every iteration; returning False stops early.
 
@@ -100,6 +112,7 @@ def gradient_descent(
         z0, _ = draw_initial(posterior, init, chains, rng=rng)
     weight = torch.as_tensor(likelihood_weight, device=observed.device, dtype=observed.dtype)
     weight = weight.reshape(-1, 1) if weight.dim() else weight
+    objective_and_grad = _descent_objective(posterior, weight, prior_weight, refit_below)
     z = z0.clone().requires_grad_(True)
     optimizer = torch.optim.Adam([z], lr=lr)
     best_objective = torch.full((b, chains), torch.inf, device=observed.device, dtype=observed.dtype)
@@ -108,7 +121,7 @@ def gradient_descent(
     done = 0
     for i in range(steps):
         evaluation = posterior.evaluate(z.detach()).sanitized()
-        objective = -(weight * evaluation.log_likelihood + prior_weight * evaluation.log_prior)
+        objective, grad = objective_and_grad(evaluation)
         better = objective < best_objective
         best_objective = torch.where(better, objective, best_objective)
         best_z = torch.where(better.unsqueeze(-1), z.detach(), best_z)
@@ -116,7 +129,7 @@ def gradient_descent(
         mask = better.reshape(*better.shape, *([1] * (sample.dim() - 2)))
         best_x = sample if best_x is None else torch.where(mask, sample, best_x)
         optimizer.zero_grad(set_to_none=True)
-        z.grad = -(weight.unsqueeze(-1) * evaluation.grad_log_likelihood + prior_weight * evaluation.grad_log_prior)
+        z.grad = grad
         optimizer.step()
         trace.append(best_objective.mean())
         done = i + 1
@@ -143,3 +156,36 @@ def gradient_descent(
         info=info,
         cancelled=done < steps,
     )
+
+
+def _descent_objective(posterior: Posterior, weight: Tensor, prior_weight: float, refit_below: float):
+    """``Evaluation -> (objective (B, C), its gradient (B, C, D))`` of :func:`gradient_descent`."""
+    def fixed(evaluation: Evaluation) -> tuple[Tensor, Tensor]:
+        objective = -(weight * evaluation.log_likelihood + prior_weight * evaluation.log_prior)
+        grad = -(weight.unsqueeze(-1) * evaluation.grad_log_likelihood + prior_weight * evaluation.grad_log_prior)
+        return objective, grad
+
+    if refit_below < 0:
+        raise ValueError(f"refit_below must be non-negative, got {refit_below}")
+    if refit_below == 0 or prior_weight == 0 or posterior.discriminator is not None:
+        return fixed
+    noise, count = posterior.noise, posterior.observed_count
+    log_max = noise.log_normaliser(count).unsqueeze(1)  # log L at a zero residual, (B, 1)
+    # t, (B, 1); 0 (never reached) where the observed part has no more values than z has
+    # dimensions, since every such observation can be fitted exactly.
+    join = torch.where(count > posterior.latent_dim, count * noise.power * refit_below ** (1 / noise.power), 0)
+    join = join.unsqueeze(1)
+    safe = join.clamp_min(torch.finfo(join.dtype).tiny)  # divides only where u < join
+
+    def refit(evaluation: Evaluation) -> tuple[Tensor, Tensor]:
+        u = weight * (log_max - evaluation.log_likelihood)  # the misfit, ≥ 0
+        q = (-prior_weight * evaluation.log_prior).clamp_min(0)
+        below = (u < join).unsqueeze(-1)
+        grad_u = -weight.unsqueeze(-1) * evaluation.grad_log_likelihood
+        grad_q = -prior_weight * evaluation.grad_log_prior
+        objective = torch.where(u < join, u * (1 + q / safe), u + q)  # u·(1 + q/t) below the join
+        grad = torch.where(below, (1 + q / safe).unsqueeze(-1) * grad_u + (u / safe).unsqueeze(-1) * grad_q,
+                           grad_u + grad_q)
+        return objective, grad
+
+    return refit
