@@ -78,3 +78,22 @@ def test_rejuvenate_spends_the_smc_share_on_moves_and_the_rest_on_the_polish():
 
     assert 100 <= polish_steps(True) < 100 + 5  # SMC spent its share, to within one move
     assert polish_steps(False) > 100 + 5  # β = 1 came early; the rest went to the polish
+
+
+def test_smc_polish_refit_reaches_the_exact_fit_of_an_in_range_target():
+    """An observation the generator reproduces exactly (4 observed values, 3 latent dims), at a
+    given σ = 0.5: the polish with ``refit_below`` ends on the exact fit, the polish at σ at the
+    posterior mode, short of it."""
+    p = make_linear_gaussian(x_dim=8)
+    z_true = torch.randn(2, 3, generator=torch.Generator().manual_seed(5), dtype=torch.float64)
+    exact = p.generator(z_true).detach()
+
+    def polished(refit_below):
+        settings = cg.SMCPolish(smc=cg.SMC(leapfrog=5, candidates=100), lr=0.05, refit_below=refit_below)
+        out = cg.complete(p.generator, exact, p.mask, method=settings, chains=4, noise_std=0.5,
+                          max_grad_evals=1000)
+        assert out.grad_evals <= 1000
+        return out.info.polished_latents
+
+    assert (polished(0.0) - z_true.unsqueeze(1)).abs().amax(dim=(1, 2)).min() > 0.01
+    torch.testing.assert_close(polished(1.0), z_true.unsqueeze(1).expand(-1, 4, -1), atol=2e-3, rtol=0)
