@@ -103,7 +103,7 @@ def gradient_descent(
             raise ValueError(f"max_grad_evals must be at least 1, got {max_grad_evals}")
         steps = min(steps, max_grad_evals)
     observed = posterior.observed
-    b, d = posterior.batch, posterior.latent_dim
+    b = posterior.batch
     if isinstance(init, Tensor):
         z0 = init.detach().to(observed)
     elif init == "best-of":
