@@ -59,8 +59,8 @@ def test_a_likelihood_weight_finds_the_mode_at_the_widened_noise_std():
 
 def test_refit_below_descends_an_exact_target_to_the_exact_fit():
     # An observation the generator reproduces exactly (4 observed entries, 3 latent dims): at a
-    # fixed σ the prior term stops the descent at the posterior mode, off z*; with the noise
-    # scale following the residual below σ the prior term fades and the descent reaches z*.
+    # fixed σ the prior term stops the descent at the posterior mode, off z*; once the residual
+    # implies a scale below r·σ the prior term fades and the descent reaches z*.
     p = make_linear_gaussian(x_dim=8)
     z_true = torch.randn(2, 3, generator=torch.Generator().manual_seed(5), dtype=torch.float64)
     exact = p.generator(z_true).detach()
@@ -75,7 +75,7 @@ def test_refit_below_descends_an_exact_target_to_the_exact_fit():
 
 def test_refit_below_leaves_a_noisy_fit_at_the_posterior_mode():
     # 6 noisy observed entries, 2 latent dims: the residual at the mode implies a scale near σ,
-    # above 0.3·σ, so the profile join is never reached and the answer is the mode at σ.
+    # above 0.3·σ, so the join is never reached and the answer is the mode at σ.
     p = make_linear_gaussian(latent_dim=2, x_dim=12, seed=3)
     post = make_posterior(p.generator, p.observed, p.mask, noise_std=p.sigma)
     out = gradient_descent(post, chains=2, rng=torch.Generator().manual_seed(0), steps=3000, lr=0.05,
