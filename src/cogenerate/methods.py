@@ -354,7 +354,7 @@ class SMCPolish(MethodSettings):
         if self.rejuvenate and smc_budget is not None:  # moves to the end of the SMC share
             smc_settings = dataclasses.replace(smc_settings, final_moves=max(smc_settings.final_moves, smc_budget))
         sampled = smc_settings.run(posterior, chains=chains, rng=rng, max_grad_evals=smc_budget,
-                               empirical_bayes=empirical_bayes, callback=_scaled(callback, 0.0, share))
+                                   empirical_bayes=empirical_bayes, callback=_scaled(callback, 0.0, share))
         info = PolishInfo(sampled.info, None, None, self.smc.candidates)
         steps = self.polish_steps if max_grad_evals is None else max_grad_evals - sampled.grad_evals
         if steps < 1 or sampled.cancelled:

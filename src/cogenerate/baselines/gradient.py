@@ -180,11 +180,12 @@ def _descent_objective(posterior: Posterior, weight: Tensor, prior_weight: float
     def refit(evaluation: Evaluation) -> tuple[Tensor, Tensor]:
         u = weight * (log_max - evaluation.log_likelihood)  # the misfit, ≥ 0
         q = (-prior_weight * evaluation.log_prior).clamp_min(0)
-        below = (u < join).unsqueeze(-1)
+        below = u < join
         grad_u = -weight.unsqueeze(-1) * evaluation.grad_log_likelihood
         grad_q = -prior_weight * evaluation.grad_log_prior
-        objective = torch.where(u < join, u * (1 + q / safe), u + q)  # u·(1 + q/t) below the join
-        grad = torch.where(below, (1 + q / safe).unsqueeze(-1) * grad_u + (u / safe).unsqueeze(-1) * grad_q,
+        objective = torch.where(below, u * (1 + q / safe), u + q)  # u·(1 + q/t) below the join
+        grad = torch.where(below.unsqueeze(-1),
+                           (1 + q / safe).unsqueeze(-1) * grad_u + (u / safe).unsqueeze(-1) * grad_q,
                            grad_u + grad_q)
         return objective, grad
 
