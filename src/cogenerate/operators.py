@@ -28,6 +28,7 @@ __all__ = [
     "Gaussian",
     "Laplace",
     "make_noise",
+    "tempering_correction",
 ]
 
 
@@ -169,7 +170,14 @@ class NoiseModel(ABC):
         Both likelihoods share ``exp(−β·misfit/s)``; only their normalisers differ:
         ``(1 − β)·log_normaliser + count·power·log β``.
         """
-        return (1 - beta) * self.log_normaliser(count) + count * self.power * torch.log(beta)
+        return tempering_correction(beta, self.log_normaliser(count), count * self.power)
+
+
+def tempering_correction(beta: Tensor, log_normaliser: Tensor, exponent: Tensor) -> Tensor:
+    """:meth:`NoiseModel.evidence_correction` from its terms that do not depend on β:
+    ``(1 − β)·log_normaliser + exponent·log β`` (``exponent`` = count·power). A sampler that
+    evaluates it at many β computes the terms once; a compiled graph takes them as tensors."""
+    return (1 - beta) * log_normaliser + exponent * torch.log(beta)
 
 
 class Gaussian(NoiseModel):

@@ -78,10 +78,12 @@ def test_compiled_start_and_move_are_the_eager_ones_and_their_graphs_are_reused(
         torch.testing.assert_close(a, b, atol=1e-10, rtol=1e-10)
     torch.testing.assert_close(info_c.energy_change, info_e.energy_change, atol=1e-10, rtol=1e-10)
     # Different values, generator instance and noise scale, same shapes: the graphs of the test above
-    # (or the two compiled here, when run alone) serve; an empirical-Bayes run at those shapes adds none.
+    # (or the two compiled here, when run alone) serve. An empirical-Bayes run adds one, its
+    # reweighing with the evidence correction; a second one, on other data (another noise floor), none.
+    kwargs = dict(method=cg.SMC(compile=True), chains=CHAINS, leapfrog=LEAPFROG, noise_std="auto")
+    cg.complete(p.generator, replicated(p), p.mask, **kwargs)
     before = torch._dynamo.utils.counters["stats"]["unique_graphs"]
-    cg.complete(p.generator, replicated(p), p.mask, method=cg.SMC(compile=True), chains=CHAINS, leapfrog=LEAPFROG,
-                noise_std="auto")
+    cg.complete(make_linear_gaussian(seed=3).generator, replicated(p) * 2, p.mask, **kwargs)
     assert torch._dynamo.utils.counters["stats"]["unique_graphs"] == before
     assert retemper(state, beta).log_density.shape == (REPLICATES, CHAINS)
 

@@ -95,8 +95,9 @@ def evidence_peak(
     particles by importance sampling. Returns the maximiser ``(B,)`` and whether it lies
     before ``upper`` ``(B,)`` (the evidence peaks within the step: stop tempering there).
     """
-    t = torch.cat([torch.logspace(-6, 0, GRID_POINTS, device=beta.device, dtype=beta.dtype),
-                   torch.linspace(0, 1, GRID_POINTS, device=beta.device, dtype=beta.dtype)]).unique()  # sorted
+    # Fractions of the step: log- and linearly spaced, sorted, 1 once (a static shape, for torch.compile).
+    t = torch.cat([torch.logspace(-6, 0, GRID_POINTS, device=beta.device, dtype=beta.dtype)[:-1],
+                   torch.linspace(0, 1, GRID_POINTS, device=beta.device, dtype=beta.dtype)]).sort().values
     candidates = beta.unsqueeze(1) + (upper - beta).unsqueeze(1) * t  # (B, K), last column = upper
     delta = (candidates - beta.unsqueeze(1)).unsqueeze(-1)
     increment = torch.where(delta == 0, 0.0, delta * log_likelihood.unsqueeze(1))

@@ -17,7 +17,7 @@ from torch import Tensor
 
 from cogenerate.anneal.schedules import make_schedule
 from cogenerate.anneal.compiled import make_mover, make_starter, resolve_compile, with_precision
-from cogenerate.anneal.tempering import retemper
+from cogenerate.anneal.tempering import effective_sample_size, retemper, weight_increment
 from cogenerate.mcmc.adapt import dual_averaging_init, dual_averaging_update, paper_rule
 from cogenerate.posterior import Posterior
 from cogenerate.proposals import Proposal, draw_initial
@@ -41,19 +41,6 @@ class AISInfo(NamedTuple):
 
     def diagnostics(self) -> dict:
         return self._asdict()
-
-
-def weight_increment(delta_beta: Tensor, log_likelihood: Tensor) -> Tensor:
-    """``Δβ · log L`` ``(B, C)`` with ``Δβ`` ``(B,)``; zero where Δβ = 0 even if log L = -inf."""
-    d = delta_beta.reshape(-1, 1)
-    inc = d * log_likelihood
-    return torch.where(d == 0, torch.zeros_like(inc), inc)
-
-
-def effective_sample_size(log_weights: Tensor) -> Tensor:
-    """Kish's ESS ``1 / Σ W²`` of the normalised weights, per row: ``(B, C) -> (B,)``."""
-    w = torch.softmax(log_weights, dim=-1)
-    return 1.0 / w.pow(2).sum(-1)
 
 
 def ais(

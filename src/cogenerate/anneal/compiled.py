@@ -37,22 +37,26 @@ from typing import Any, NamedTuple
 import torch
 from torch import Tensor
 
+from cogenerate.anneal.smc_step import MoveSettings, Moved, Reweighed, resample_and_move, reweigh, step_draws
 from cogenerate.anneal.tempering import evaluator, start, tempered_density
+from cogenerate.mcmc.adapt import ParticleTuning
 from cogenerate.mcmc.hmc import DIVERGENCE_THRESHOLD, HMCInfo, HMCState, hmc_draws, hmc_init, hmc_move, hmc_step
 from cogenerate.operators import Gaussian, Laplace, NoiseModel
 from cogenerate.posterior import Evaluation, Posterior
 
-__all__ = ["COMPILE_CHOICES", "PRECISIONS", "Mover", "Starter", "make_mover", "make_starter", "resolve_compile",
-           "with_precision", "check_compile", "check_precision"]
+__all__ = ["COMPILE_CHOICES", "PRECISIONS", "Mover", "Starter", "Stepper", "make_mover", "make_starter",
+           "resolve_compile", "with_precision", "check_compile", "check_precision"]
 
 COMPILE_CHOICES = (False, True, "auto")
 PRECISIONS = ("full", "bf16")
 
-# Inductor options of the compiled move. Its layout optimisation converts the generator's
+# Inductor options of the compiled graphs. Its layout optimisation converts the generator's
 # convolution weights to channels-last inside the graph on every call (the weights are graph
 # inputs, not constants): on the 28×28 DCGAN with 8 chains that made the compiled move no
-# faster than the eager one; without it, 1.45× faster (docs/benchmarks.md, section 10).
-COMPILE_OPTIONS = {"layout_optimization": False}
+# faster than the eager one; without it, 1.45× faster. The C++ wrapper calls the graph's
+# kernels from generated C++ instead of Python: a move of 10 leapfrog steps on the toy MLP
+# took 0.83 ms instead of 1.3 (docs/benchmarks.md, section 10).
+COMPILE_OPTIONS = {"layout_optimization": False, "cpp_wrapper": True}
 
 # Graphs kept per process for the one compiled move (distinct generators, shapes, dtypes and
 # leapfrog counts). torch.compile's default limit, 8, would make the ninth a hard error under
@@ -286,3 +290,80 @@ def make_mover(posterior: Posterior, *, num_leapfrog: int, compile: bool,
                              inverse_mass, num_leapfrog, float(divergence_threshold))
 
     return move
+
+
+def _flags(reweighed: Reweighed) -> Tensor:
+    """``[some observation resamples, some observation is short of its ceiling]``: what the
+    sampler's Python loop reads after a reweighing, in one transfer."""
+    return torch.stack([reweighed.resample.any(), (reweighed.beta < reweighed.ceiling).any()])
+
+
+def _reweigh_step(log_weights: Tensor, log_likelihood: Tensor, beta: Tensor, ceiling: Tensor, log_z: Tensor,
+                  target_ess: float, resample_threshold: float,
+                  correction: Callable[[Tensor], Tensor] | None) -> tuple[Reweighed, Tensor]:
+    """:func:`~cogenerate.anneal.smc_step.reweigh` and its flags: the function ``torch.compile`` captures."""
+    reweighed = reweigh(log_weights, log_likelihood, beta, ceiling, log_z, target_ess=target_ess,
+                        resample_threshold=resample_threshold, correction=correction)
+    return reweighed, _flags(reweighed)
+
+
+def _move_step(target: _Target, inputs: _Inputs, state: HMCState, log_weights: Tensor, resample: Tensor,
+               draws: Any, tuning: ParticleTuning, beta: Tensor, settings: MoveSettings) -> Moved:
+    """:func:`~cogenerate.anneal.smc_step.resample_and_move` on the compiled target: the function
+    ``torch.compile`` captures."""
+    return resample_and_move(functools.partial(_evaluate, target, inputs), state, log_weights, resample, draws,
+                             tuning, beta, settings)
+
+
+class Stepper:
+    """One SMC tempering step (:mod:`~cogenerate.anneal.smc_step`) of the tempered target of a
+    posterior, eager or compiled.
+
+    Compiled, a step is two graphs: the reweighing (no generator call), then the resampling,
+    mass re-tuning, M HMC moves and step-size update. Between them the sampler reads two flags
+    (does some observation resample, is some short of its ceiling) and draws the step's random
+    numbers eagerly, in the eager step's order, so a compiled run follows the eager one up to
+    rounding. A reweighing ``forced`` to the ceiling (once per budgeted run) runs eagerly.
+    """
+
+    def __init__(self, posterior: Posterior, *, settings: MoveSettings, target_ess: float,
+                 resample_threshold: float, correction: Callable[[Tensor], Tensor] | None, compile: bool):
+        self.settings = settings
+        self.target_ess = target_ess
+        self.resample_threshold = resample_threshold
+        self.correction = correction
+        self.compile = compile
+        self.posterior = posterior
+        self.evaluate = evaluator(posterior.log_prior_and_grad, posterior.log_likelihood_and_grad)
+        if compile:
+            self.target, self.inputs = _graph_inputs(posterior)
+
+    def reweigh(self, log_weights: Tensor, log_likelihood: Tensor, beta: Tensor, ceiling: Tensor, log_z: Tensor, *,
+                forced: bool = False) -> tuple[Reweighed, bool, bool]:
+        """The particles reweighted to the next β, whether some observation resamples, and
+        whether some observation is still short of its ceiling."""
+        args = (log_weights, log_likelihood, beta, ceiling, log_z, self.target_ess, self.resample_threshold,
+                self.correction)
+        if self.compile and not forced:
+            reweighed, flags = _run_compiled(_reweigh_step, *args)
+        else:
+            reweighed = reweigh(*args[:5], target_ess=self.target_ess, resample_threshold=self.resample_threshold,
+                                correction=self.correction, forced=forced)
+            flags = _flags(reweighed)
+        resample, unfinished = flags.tolist()
+        return reweighed, resample, unfinished
+
+    def move(self, rng: torch.Generator, state: HMCState, log_weights: Tensor, tuning: ParticleTuning, beta: Tensor,
+             *, moves: int, resample: Tensor | None = None) -> Moved:
+        """Resample the observations flagged in ``resample`` ``(B,)`` (None: nobody resamples),
+        re-tune the mass and move every chain ``moves`` times
+        (:func:`~cogenerate.anneal.smc_step.resample_and_move`)."""
+        graph = self.compile and moves > 0  # zero moves (a budgeted run's last resampling): eager
+        draws = step_draws(rng, state.position, resample=resample is not None, moves=moves, placeholder=graph)
+        if not graph:
+            return resample_and_move(self.evaluate, state, log_weights, resample, draws, tuning, beta, self.settings)
+        _check_one_call(self.posterior, state.position.shape[0] * state.position.shape[1])
+        if resample is None:
+            resample = torch.zeros(log_weights.shape[0], dtype=torch.bool, device=log_weights.device)
+        return _run_compiled(_move_step, self.target, self.inputs, state, log_weights, resample, draws, tuning, beta,
+                             self.settings)

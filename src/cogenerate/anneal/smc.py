@@ -28,12 +28,12 @@ import torch
 from torch import Tensor
 
 from cogenerate.anneal.adaptive import advance, conditional_ess, evidence_peak, next_beta
-from cogenerate.anneal.ais import effective_sample_size, weight_increment
-from cogenerate.anneal.compiled import make_mover, make_starter, resolve_compile, with_precision
-from cogenerate.anneal.tempering import retemper
-from cogenerate.mcmc.adapt import ParticleTuning, adapt_step_size, particle_tuning_init
-from cogenerate.mcmc.adapt import adapt_mass as adapt_mass_fn
-from cogenerate.mcmc.hmc import HMCState, gather_state
+from cogenerate.anneal.compiled import Stepper, make_starter, resolve_compile, with_precision
+from cogenerate.anneal.smc_step import MoveSettings, systematic_ancestors
+from cogenerate.anneal.tempering import weight_increment
+from cogenerate.mcmc.adapt import particle_tuning_init
+from cogenerate.mcmc.hmc import DIVERGENCE_THRESHOLD
+from cogenerate.operators import tempering_correction
 from cogenerate.posterior import Posterior
 from cogenerate.proposals import Proposal, draw_initial
 from cogenerate.result import Callback, SamplerOutput, Step, notify
@@ -66,17 +66,9 @@ class SMCInfo(NamedTuple):
 
 def systematic_resample(rng: torch.Generator, log_weights: Tensor, num: int | None = None) -> Tensor:
     """Ancestor indices ``(B, num)`` (default ``num = C``) by systematic resampling of each
-    row of ``log_weights`` ``(B, C)``."""
-    b, c = log_weights.shape
-    num = c if num is None else num
-    w = torch.softmax(log_weights, dim=-1)
-    cdf = torch.cumsum(w, dim=-1)
-    cdf[:, -1] = 1.0
-    u = torch.rand((b, 1), generator=rng, device=w.device, dtype=w.dtype)
-    points = (u + torch.arange(num, device=w.device, dtype=w.dtype)) / num
-    return torch.searchsorted(cdf, points).clamp(max=c - 1)
-
-
+    row of ``log_weights`` ``(B, C)``, the offsets drawn from ``rng``."""
+    offset = torch.rand((log_weights.shape[0], 1), generator=rng, device=log_weights.device, dtype=log_weights.dtype)
+    return systematic_ancestors(log_weights, offset, num)
 
 
 def _gather(tensor: Tensor, index: Tensor) -> Tensor:
@@ -118,9 +110,12 @@ def _evidence_correction(posterior: Posterior) -> Callable[[Tensor], Tensor]:
         raise ValueError("empirical Bayes fits the noise scale of the likelihood alone; "
                          "it cannot be combined with a discriminator term")
     count = posterior.observed_count
+    # The terms that do not depend on β, computed once: a compiled reweighing takes them as tensors.
+    normaliser, exponent = posterior.noise.log_normaliser(count), count * posterior.noise.power
 
     def correction(beta: Tensor) -> Tensor:
-        return posterior.noise.evidence_correction(beta, count.reshape(-1, *([1] * (beta.dim() - 1))))
+        shape = (-1, *([1] * (beta.dim() - 1)))
+        return tempering_correction(beta, normaliser.reshape(shape), exponent.reshape(shape))
 
     return correction
 
@@ -233,85 +228,61 @@ def smc(
     planned = max_grad_evals if max_grad_evals is not None else 1 + (max_steps + final_moves) * cost
     compiled = resolve_compile(compile, posterior, planned_grad_evals=planned)
     state = make_starter(posterior, compile=compiled)(z, beta)
-    move = make_mover(posterior, num_leapfrog=leapfrog, compile=compiled)
+    settings = MoveSettings(leapfrog, adapt_mass, mass_shrinkage, _prior_variance(posterior), target_acceptance,
+                            DIVERGENCE_THRESHOLD)
+    stepper = Stepper(posterior, settings=settings, target_ess=target_ess, resample_threshold=resample_threshold,
+                      correction=correction, compile=compiled)
     spent = 1
     # Budget kept for moves after the last tempering step (see ``final_moves``).
     reserved = 0 if max_grad_evals is None else cost * min(final_moves, (max_grad_evals - 1) // (4 * cost))
-    prior_variance = _prior_variance(posterior)
-
-    def retune(tuning: ParticleTuning, position: Tensor, log_w: Tensor) -> ParticleTuning:
-        if not adapt_mass:
-            return tuning
-        return adapt_mass_fn(tuning, position, log_w, shrinkage=mass_shrinkage, prior_variance=prior_variance)
-
     tuning = particle_tuning_init(b, d, step_size=step_size, like=observed)
     trace: dict[str, list] = {"beta": [], "ess": [], "acceptance_rate": [], "step_size": [], "resampled": []}
-    divergent = torch.zeros((), dtype=torch.long)
-
-    def mutate(state: HMCState, beta: Tensor, tuning: ParticleTuning) -> tuple[HMCState, ParticleTuning, Tensor, Tensor]:
-        """M HMC moves at ``beta``; returns (state, retuned step size, mean acceptance (B, C), divergences)."""
-        acc = torch.zeros((b, chains), device=device, dtype=dtype)
-        divergent = torch.zeros((), dtype=torch.long)
-        state = retemper(state, beta)
-        for _ in range(hmc_per_temperature):
-            jitter = torch.empty((b, chains), device=device, dtype=dtype).uniform_(0.8, 1.2, generator=rng)
-            state, info = move(rng, state, beta, step_size=tuning.step_size * jitter, inverse_mass=tuning.inverse_mass)
-            acc = acc + info.acceptance_prob / hmc_per_temperature
-            divergent = divergent + info.is_divergent.sum().cpu()
-        return state, adapt_step_size(tuning, acc, target=target_acceptance), acc, divergent
-
+    divergent = 0
     if steps and (max_grad_evals is None or spent + cost <= max_grad_evals):
         # The candidates' reweighting was the first tempering step: move before the next one.
         trace["beta"].append(beta.clone())
-        tuning = retune(tuning, state.position, log_w)
-        state, tuning, acc, div = mutate(state, beta, tuning)
-        divergent, spent = divergent + div, spent + cost
+        moved = stepper.move(rng, state, log_w, tuning, beta, moves=hmc_per_temperature)
+        state, tuning, divergent, spent = moved.state, moved.tuning, divergent + moved.divergences, spent + cost
     tempered_latents, tempered_beta = None, None
     cancelled = False
-    while bool((beta < ceiling).any()) and steps < max_steps:
+
+    def progress() -> float:
+        return min(1.0, spent / max_grad_evals if max_grad_evals is not None else float((beta / ceiling).min()))
+
+    unfinished = bool((beta < ceiling).any())
+    while unfinished and steps < max_steps:
         out_of_budget = max_grad_evals is not None and spent + cost > max_grad_evals - reserved
         forced = out_of_budget or steps == max_steps - 1
         if forced:
             # Keep the particles as they were before the forced jump: still diverse.
             tempered_latents, tempered_beta = state.position.clone(), beta.clone()
-        log_lik = state.aux.log_likelihood
-        new_beta, ceiling = advance(log_w, log_lik, beta, ceiling, target_ess=target_ess,
-                                    correction=correction, forced=forced)
-        increment = weight_increment(new_beta - beta, log_lik)
-        log_z = log_z + torch.logsumexp(torch.log_softmax(log_w, -1) + increment, dim=-1)
-        log_w = torch.log_softmax(log_w + increment, dim=-1)
-        beta = new_beta
+        reweighed, resample, unfinished = stepper.reweigh(log_w, state.aux.log_likelihood, beta, ceiling, log_z,
+                                                          forced=forced)
+        beta, ceiling, log_z, log_w = reweighed.beta, reweighed.ceiling, reweighed.log_z, reweighed.log_weights
         steps += 1
-        ess = effective_sample_size(log_w)
-        resample = ess < resample_threshold * chains
-        if bool(resample.any()):
-            ancestors = systematic_resample(rng, log_w)
-            keep = torch.arange(chains, device=device).expand(b, chains)
-            ancestors = torch.where(resample.unsqueeze(1), ancestors, keep)
-            state = gather_state(state, ancestors)
-            log_w = torch.where(resample.unsqueeze(1), torch.full_like(log_w, -math.log(chains)), log_w)
-        tuning = retune(tuning, state.position, log_w)
         trace["beta"].append(beta.clone())
-        trace["ess"].append(ess / chains)
-        trace["resampled"].append(resample)
+        trace["ess"].append(reweighed.ess / chains)
+        trace["resampled"].append(reweighed.resample)
+        # Out of budget: resample and re-tune, but do not move.
+        moved = stepper.move(rng, state, log_w, tuning, beta, moves=0 if out_of_budget else hmc_per_temperature,
+                             resample=reweighed.resample if resample else None)
+        state, log_w, tuning = moved.state, moved.log_weights, moved.tuning
         if out_of_budget:
             break
-        state, tuning, acc, div = mutate(state, beta, tuning)
-        divergent = divergent + div
+        divergent = divergent + moved.divergences
         spent += cost
+        acc, ess = moved.acceptance, reweighed.ess
         trace["acceptance_rate"].append(acc.mean())
         trace["step_size"].append(tuning.step_size.mean())
-        done = spent / max_grad_evals if max_grad_evals is not None else float((beta / ceiling).min())
-        if notify(callback, lambda: Step(min(1.0, done), state.position, state.aux.sample, log_w, beta,
+        if notify(callback, lambda: Step(progress(), state.position, state.aux.sample, log_w, beta,
                                          {"ess": ess / chains, "acceptance_rate": acc.mean()})):
             cancelled = True
             break
     for _ in range(0 if cancelled else final_moves):
         if max_grad_evals is not None and spent + cost > max_grad_evals:
             break
-        state, tuning, _, div = mutate(state, beta, retune(tuning, state.position, log_w))
-        divergent = divergent + div
-        spent += cost
+        moved = stepper.move(rng, state, log_w, tuning, beta, moves=hmc_per_temperature)
+        state, tuning, divergent, spent = moved.state, moved.tuning, divergent + moved.divergences, spent + cost
 
     def stacked(name: str, per_observation: bool) -> Tensor:
         if trace[name]:

@@ -17,7 +17,8 @@ from torch import Tensor
 from cogenerate.mcmc.hmc import DensityFn, HMCState, hmc_init
 from cogenerate.posterior import Evaluation
 
-__all__ = ["LogPriorFn", "LogLikelihoodFn", "evaluator", "tempered", "tempered_density", "retemper", "start"]
+__all__ = ["LogPriorFn", "LogLikelihoodFn", "evaluator", "tempered", "tempered_density", "retemper", "start",
+           "weight_increment", "effective_sample_size"]
 
 LogPriorFn = Callable[[Tensor], tuple[Tensor, Tensor]]
 """``z (B, C, D) -> (log p(z) (B, C), gradient (B, C, D))``."""
@@ -65,3 +66,16 @@ def retemper(state: HMCState, beta: Tensor) -> HMCState:
 def start(position: Tensor, evaluate: Callable[[Tensor], Evaluation], beta: Tensor) -> HMCState:
     """Chains at ``position`` ``(B, C, D)`` under the target at ``beta``: one gradient evaluation."""
     return hmc_init(position, tempered_density(evaluate, beta))
+
+
+def weight_increment(delta_beta: Tensor, log_likelihood: Tensor) -> Tensor:
+    """``Δβ · log L`` ``(B, C)`` with ``Δβ`` ``(B,)``; zero where Δβ = 0 even if log L = -inf."""
+    d = delta_beta.reshape(-1, 1)
+    inc = d * log_likelihood
+    return torch.where(d == 0, torch.zeros_like(inc), inc)
+
+
+def effective_sample_size(log_weights: Tensor) -> Tensor:
+    """Kish's ESS ``1 / Σ W²`` of the normalised weights, per row: ``(B, C) -> (B,)``."""
+    w = torch.softmax(log_weights, dim=-1)
+    return 1.0 / w.pow(2).sum(-1)
