@@ -1,22 +1,27 @@
-"""The tempered HMC move as one compiled graph, and the generator in bf16.
+"""The tempered HMC move and the SMC tempering step as compiled graphs, and the generator in bf16.
 
-The annealed samplers (:mod:`~cogenerate.anneal.smc`, :mod:`~cogenerate.anneal.ais`) keep their
-data-dependent loops in Python (the next β, resampling, adaptation) and hand each HMC move to a
-*mover* built here: ``move(rng, state, beta, step_size=..., inverse_mass=...) -> (state, info)``.
+The annealed samplers keep their data-dependent loops in Python. AIS
+(:mod:`~cogenerate.anneal.ais`) hands each HMC move to a *mover* built here:
+``move(rng, state, beta, step_size=..., inverse_mass=...) -> (state, info)``. SMC
+(:mod:`~cogenerate.anneal.smc`) hands each tempering step to a :class:`Stepper`: the reweighing
+to the next β (:func:`~cogenerate.anneal.smc_step.reweigh`), then the resampling, re-tuning and
+HMC moves (:func:`~cogenerate.anneal.smc_step.resample_and_move`).
 
-* ``compile=False``: the eager move, :func:`~cogenerate.mcmc.hmc.hmc_step` on
-  :func:`~cogenerate.anneal.tempering.tempered_density`: gradients by ``torch.autograd.grad``.
-* ``compile=True``: the same move, :func:`~cogenerate.mcmc.hmc.hmc_move`, traced whole by
-  ``torch.compile(fullgraph=True, dynamic=False)``: the L leapfrog steps unrolled, each
-  gradient by ``torch.func.grad`` through the generator, the Metropolis–Hastings accept and
-  the per-chain ``torch.where``. The random numbers are drawn eagerly from the sampler's
-  ``torch.Generator`` first (:func:`~cogenerate.mcmc.hmc.hmc_draws`, the same draws in the same
-  order as the eager move), so the compiled run follows the eager one up to floating-point
-  rounding. Everything that changes between calls (observations, β, step sizes, the noise
-  scale) enters the graph as a tensor, so one compilation serves every later call with the
-  same generator, shapes, dtype and number of leapfrog steps (``torch.compile``'s own cache,
-  per process; up to ``GRAPH_LIMIT`` graphs, eager after that). The chains' first evaluation
-  (:func:`make_starter`) is a second, smaller graph of the same kind.
+* ``compile=False``: eager; gradients by ``torch.autograd.grad``.
+* ``compile=True``: the same functions traced whole by ``torch.compile(fullgraph=True,
+  dynamic=False)``: the L leapfrog steps unrolled, each gradient by ``torch.func.grad`` through
+  the generator, the Metropolis–Hastings accept and the per-chain ``torch.where``; for SMC also
+  the next-β search, the weights, systematic resampling (a ``torch.where`` per observation
+  between the ancestors and the chains themselves) and the mass and step-size updates. The
+  random numbers are drawn eagerly from the sampler's ``torch.Generator`` first
+  (:func:`~cogenerate.mcmc.hmc.hmc_draws`, :func:`~cogenerate.anneal.smc_step.step_draws`: the
+  same draws in the same order as the eager run), so the compiled run follows the eager one up
+  to floating-point rounding. Everything that changes between calls (observations, β, step
+  sizes, the noise scale, the evidence correction's terms) enters the graph as a tensor, so one
+  compilation serves every later call with the same generator, shapes, dtype and number of
+  leapfrog steps (``torch.compile``'s own cache, per process; up to ``GRAPH_LIMIT`` graphs,
+  eager after that). The chains' first evaluation (:func:`make_starter`) is a smaller graph of
+  the same kind.
 * ``compile="auto"``: compiled only for runs long enough to earn the compilation back
   (:func:`resolve_compile`).
 

@@ -191,9 +191,11 @@ def smc(
             before the jump are kept in the info's ``tempered_latents`` (at ``tempered_beta``).
         callback: called after every mutation; returning False stops early (the log
             evidence is then NaN for observations short of their final β).
-        compile: run each HMC move as one ``torch.compile``d graph (True), eagerly (False), or
-            where that measurably pays ("auto", :func:`~cogenerate.anneal.compiled.resolve_compile`).
-            The tempering loop stays in Python either way.
+        compile: run each tempering step as two ``torch.compile``d graphs (True: the reweighing,
+            then the resampling, re-tuning and HMC moves, :class:`~cogenerate.anneal.compiled.Stepper`),
+            eagerly (False), or where that measurably pays ("auto",
+            :func:`~cogenerate.anneal.compiled.resolve_compile`). Only the loop's two yes/no
+            questions (resample? done?) and the random draws stay in Python.
         precision: "full", or "bf16" to run the generator under bfloat16 autocast with the
             likelihood, energies and accept in the observations' dtype.
 
