@@ -138,7 +138,7 @@ class SMC(MethodSettings):
     """Adaptive tempered SMC with HMC moves, resampling and particle-tuned kernels
     (:func:`~cogenerate.anneal.smc.smc`); fits the noise std by maximum evidence by default.
 
-    ``compile`` (True, False, "auto") runs each HMC move as one ``torch.compile``d graph and
+    ``compile`` (True, False, "auto") runs each tempering step as two ``torch.compile``d graphs and
     ``precision="bf16"`` runs the generator in bfloat16 (:mod:`cogenerate.anneal.compiled`).
     """
 

@@ -1,9 +1,9 @@
-"""The compiled HMC move (``compile=True``) and the bf16 generator (``precision="bf16"``).
+"""The compiled HMC move and SMC step (``compile=True``) and the bf16 generator (``precision="bf16"``).
 
-The tests marked ``compiled`` run ``torch.compile``: each new graph takes 10–30 s on two CPU
-cores, so they share two graphs (float64 and float32, 10 observations × 400 chains, 5 leapfrog
-steps) and check the known answers of the linear-Gaussian problem. Deselect them with
-``-m "not compiled"``.
+The tests marked ``compiled`` run ``torch.compile``: each new graph takes 5–30 s on two CPU
+cores, so they share one problem shape (float64 and float32, 10 observations × 400 chains,
+5 leapfrog steps) and check the known answers of the linear-Gaussian problem. Deselect them
+with ``-m "not compiled"``.
 """
 
 import copy
