@@ -42,7 +42,7 @@ from typing import Any, NamedTuple
 import torch
 from torch import Tensor
 
-from cogenerate.anneal.smc_step import MoveSettings, Moved, Reweighed, resample_and_move, reweigh, step_draws
+from cogenerate.anneal.smc_step import MoveSettings, Moved, Reweighed, StepDraws, resample_and_move, reweigh, step_draws
 from cogenerate.anneal.tempering import evaluator, start, tempered_density
 from cogenerate.mcmc.adapt import ParticleTuning
 from cogenerate.mcmc.hmc import DIVERGENCE_THRESHOLD, HMCInfo, HMCState, hmc_draws, hmc_init, hmc_move, hmc_step
@@ -313,7 +313,7 @@ def _reweigh_step(log_weights: Tensor, log_likelihood: Tensor, beta: Tensor, cei
 
 
 def _move_step(target: _Target, inputs: _Inputs, state: HMCState, log_weights: Tensor, resample: Tensor,
-               draws: Any, tuning: ParticleTuning, beta: Tensor, settings: MoveSettings) -> Moved:
+               draws: StepDraws, tuning: ParticleTuning, beta: Tensor, settings: MoveSettings) -> Moved:
     """:func:`~cogenerate.anneal.smc_step.resample_and_move` on the compiled target: the function
     ``torch.compile`` captures."""
     return resample_and_move(functools.partial(_evaluate, target, inputs), state, log_weights, resample, draws,
