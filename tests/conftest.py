@@ -89,6 +89,23 @@ def make_linear_gaussian(*, latent_dim: int = 3, x_dim: int = 6, batch: int = 2,
     return LinearGaussianProblem(generator, observed, mask, sigma, mean, cov[0], log_evidence)
 
 
+class ExactEncoder:
+    """q(z | x_o) = the closed-form posterior's mean and marginal stds times ``scale`` (a diagonal
+    Gaussian; ``scale < 1`` is an over-confident encoder)."""
+
+    mask_aware = True
+
+    def __init__(self, problem, *, scale: float = 1.0):
+        self.problem, self.scale, self.calls = problem, scale, 0
+
+    def __call__(self, x, mask=None):
+        self.calls += 1
+        mask = self.problem.mask if mask is None else mask[0]
+        mean, cov, _ = linear_gaussian_posterior(self.problem.generator, x, mask, self.problem.sigma)
+        std = torch.diagonal(cov, dim1=-2, dim2=-1).sqrt() * self.scale
+        return mean, std.log()
+
+
 @pytest.fixture(autouse=True)
 def _one_thread():
     """The tests use tiny models: intra-op threads gain nothing, and on a shared 2-core machine

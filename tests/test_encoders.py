@@ -13,23 +13,7 @@ from cogenerate.api import make_posterior
 from cogenerate.encoders import EncoderProposal, encode_observed, with_encoder_init
 from cogenerate.models.base import GenerativeModel
 from cogenerate.operators import Downsample
-from tests.conftest import assert_unbiased, linear_gaussian_posterior, make_linear_gaussian, weighted_moments
-
-
-class ExactEncoder:
-    """q(z | x_o) = the closed-form posterior's mean and marginal stds (a diagonal Gaussian)."""
-
-    mask_aware = True
-
-    def __init__(self, problem, *, scale: float = 1.0):
-        self.problem, self.scale, self.calls = problem, scale, 0
-
-    def __call__(self, x, mask=None):
-        self.calls += 1
-        mask = self.problem.mask if mask is None else mask[0]
-        mean, cov, _ = linear_gaussian_posterior(self.problem.generator, x, mask, self.problem.sigma)
-        std = torch.diagonal(cov, dim1=-2, dim2=-1).sqrt() * self.scale
-        return mean, std.log()
+from tests.conftest import ExactEncoder, assert_unbiased, make_linear_gaussian, weighted_moments
 
 
 def _posterior(problem, **kwargs):

@@ -51,7 +51,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 import torch
-from torch import Tensor
+from torch import Tensor, distributions
 
 from cogenerate.methods import MethodSettings, SMCPolish
 from cogenerate.operators import Mask
@@ -126,16 +126,32 @@ class EncoderProposal:
         if isinstance(self.fill_iterations, bool) or int(self.fill_iterations) < 0:
             raise ValueError(f"fill_iterations must be a non-negative integer, got {self.fill_iterations}")
 
+    def _gaussian(self, posterior: Posterior) -> tuple[Tensor, Tensor]:
+        """The widened encoder Gaussian's mean and log σ, each ``(B, 1, D)``."""
+        mean, log_std = encode_observed(self.encoder, posterior, variant=self.variant,
+                                        fill_iterations=int(self.fill_iterations))
+        log_scale = log_std.to(posterior.observed) + math.log(self.widen)
+        return mean.to(posterior.observed).unsqueeze(1), log_scale.unsqueeze(1)
+
+    def reference(self, posterior: Posterior) -> distributions.Distribution | None:
+        """q as a distribution with batch shape ``(B, 1)``, to temper from (``temper_from="init"``,
+        :mod:`~cogenerate.anneal.bridge`); ``None`` where the proposal is the prior (operators
+        other than a mask). The defensive mixture has no such form: ``prior_weight`` must be 0."""
+        if not isinstance(posterior.operator, Mask):
+            return None
+        if self.prior_weight:
+            raise ValueError("tempering from the encoder needs the Gaussian q alone: set prior_weight=0 "
+                             "(the path from q needs no defensive mixture)")
+        mean, log_scale = self._gaussian(posterior)
+        return distributions.Independent(distributions.Normal(mean, log_scale.exp()), 1)
+
     def __call__(self, posterior: Posterior, num: int, rng: torch.Generator) -> tuple[Tensor, Tensor]:
         """``num`` draws per observation, ``(B, num, D)``, and their log density under q, ``(B, num)``."""
         shape = (posterior.batch, num)
         if not isinstance(posterior.operator, Mask):
             z = posterior.sample_prior(rng, shape)
             return z, posterior.log_prior(z)
-        mean, log_std = encode_observed(self.encoder, posterior, variant=self.variant,
-                                        fill_iterations=int(self.fill_iterations))
-        mean = mean.to(posterior.observed).unsqueeze(1)
-        log_scale = (log_std.to(posterior.observed) + math.log(self.widen)).unsqueeze(1)
+        mean, log_scale = self._gaussian(posterior)
         like = posterior.observed
         eps = torch.randn((*shape, posterior.latent_dim), generator=rng, device=like.device, dtype=like.dtype)
         z = mean + log_scale.exp() * eps

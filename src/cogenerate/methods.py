@@ -6,7 +6,9 @@ validated when constructed, so a bad one fails before any generator call. A sett
 runs its algorithm with :meth:`MethodSettings.run` on a :class:`~cogenerate.posterior.Posterior`.
 
 Every method has an ``init`` setting: where its chains start (``"prior"``, for the descent
-methods also ``"best-of"``, or a proposal callable, :mod:`cogenerate.proposals`).
+methods also ``"best-of"``, or a proposal callable, :mod:`cogenerate.proposals`). The annealed
+samplers (AIS, SMC) also say what they temper from: ``temper_from="prior"``, or ``"init"`` for
+the path from the proposal's own density (:mod:`cogenerate.anneal.bridge`).
 
 Add a method by subclassing :class:`MethodSettings` and calling :func:`register_method`.
 """
@@ -21,6 +23,7 @@ from typing import Any, ClassVar, NamedTuple
 import torch
 
 from cogenerate.anneal.ais import ADAPT_RULES, ais
+from cogenerate.anneal.bridge import check_temper_from
 from cogenerate.anneal.compiled import check_compile, check_precision
 from cogenerate.anneal.schedules import SCHEDULES
 from cogenerate.anneal.smc import SMCInfo, smc
@@ -110,6 +113,7 @@ class AIS(MethodSettings):
     adapt: str | None = "paper"
     target_acceptance: float = 0.65
     init: str | Proposal = "prior"
+    temper_from: str = "prior"
     snapshots: tuple[int, ...] = ()
     compile: bool | str = "auto"
     precision: str = "full"
@@ -124,6 +128,7 @@ class AIS(MethodSettings):
         if self.adapt not in ADAPT_RULES:
             raise ValueError(f"unknown step-size adaptation {self.adapt!r}; use 'paper', 'dual-averaging' or None")
         check_init(self.init)
+        check_temper_from(self.temper_from, self.init)
         check_compile(self.compile)
         check_precision(self.precision)
         object.__setattr__(self, "snapshots", tuple(int(t) for t in self.snapshots))
@@ -159,6 +164,7 @@ class SMC(MethodSettings):
     final_moves: int = 0
     candidates: int = 0
     init: str | Proposal = "prior"
+    temper_from: str = "prior"
     compile: bool | str = "auto"
     precision: str = "full"
 
@@ -175,6 +181,7 @@ class SMC(MethodSettings):
         if not 0 <= self.resample_threshold <= 1:
             raise ValueError(f"resample_threshold must lie in [0, 1], got {self.resample_threshold!r}")
         check_init(self.init)
+        check_temper_from(self.temper_from, self.init)
         check_compile(self.compile)
         check_precision(self.precision)
 

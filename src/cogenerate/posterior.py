@@ -27,7 +27,7 @@ from torch import Tensor, distributions, nn
 
 from cogenerate.operators import NoiseModel, Operator
 
-__all__ = ["Posterior", "Evaluation", "frozen_generator", "sample_prior"]
+__all__ = ["Posterior", "Evaluation", "frozen_generator", "log_density_and_grad", "sample_prior"]
 
 Generator = Callable[..., Tensor]
 
@@ -70,6 +70,20 @@ def sample_prior(prior: distributions.Distribution | None, shape: tuple[int, ...
     except NotImplementedError:
         raise ValueError(f"cannot draw from the prior {prior!r} with an explicit rng: use a distribution with "
                          f"an inverse CDF (Normal, Uniform, Laplace, Cauchy, ...)") from None
+
+
+def log_density_and_grad(distribution: distributions.Distribution | None, z: Tensor) -> tuple[Tensor, Tensor]:
+    """``log q(z)`` ``(B, C)`` and its gradient ``(B, C, D)`` for ``(B, C, D)`` latents under a
+    distribution over one latent vector (``None``: the standard normal)."""
+    if distribution is None:
+        return -0.5 * z.pow(2).sum(-1) - 0.5 * z.shape[-1] * math.log(2 * math.pi), -z
+    with torch.enable_grad():
+        z = z.detach().requires_grad_(True)
+        log_q = distribution.log_prob(z)
+        if not log_q.requires_grad:  # flat inside its support (a uniform prior)
+            return log_q.detach(), torch.zeros_like(z)
+        (grad,) = torch.autograd.grad(log_q.sum(), z)
+    return log_q.detach(), grad
 
 
 @dataclass(frozen=True)
@@ -149,15 +163,7 @@ class Posterior:
 
     def log_prior_and_grad(self, z: Tensor) -> tuple[Tensor, Tensor]:
         """``log p(z)`` ``(B, C)`` and its gradient ``(B, C, D)`` for ``(B, C, D)`` latents."""
-        if self.prior is None:
-            return -0.5 * z.pow(2).sum(-1) - 0.5 * self.latent_dim * math.log(2 * math.pi), -z
-        with torch.enable_grad():
-            z = z.detach().requires_grad_(True)
-            log_prior = self.prior.log_prob(z)
-            if not log_prior.requires_grad:  # flat inside its support (a uniform prior)
-                return log_prior.detach(), torch.zeros_like(z)
-            (grad,) = torch.autograd.grad(log_prior.sum(), z)
-        return log_prior.detach(), grad
+        return log_density_and_grad(self.prior, z)
 
     def log_prior(self, z: Tensor) -> Tensor:
         """``log p(z)`` for ``(B, C, D)`` -> ``(B, C)``."""

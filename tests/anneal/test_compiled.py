@@ -131,3 +131,19 @@ def test_compile_auto_compiles_long_runs_only_and_settings_are_checked():
     with pytest.raises(ValueError, match="max_batch"):
         cg.complete(p.generator, p.observed, p.mask, method=cg.SMC(compile=True), chains=8, max_batch=4,
                     noise_std=0.5)
+
+
+def _doubled(x):
+    return 2 * x
+
+
+@pytest.mark.compiled
+def test_graphs_past_dynamos_limit_compile_up_to_ours_then_run_eagerly(monkeypatch):
+    from cogenerate.anneal import compiled
+
+    monkeypatch.setattr(compiled, "GRAPH_LIMIT", 2)
+    with torch._dynamo.config.patch(recompile_limit=1):
+        outs = [compiled._run_compiled(_doubled, torch.ones(n)) for n in (1, 2, 3, 3)]
+    assert all(torch.equal(out, torch.full((n,), 2.0)) for out, n in zip(outs, (1, 2, 3, 3)))
+    # The first shape within dynamo's limit, the second past it but within ours, the third eager.
+    assert len(compiled._cache_entries(_doubled.__code__)) == 2

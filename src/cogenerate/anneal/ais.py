@@ -15,6 +15,7 @@ from typing import NamedTuple
 import torch
 from torch import Tensor
 
+from cogenerate.anneal.bridge import temper_from_init
 from cogenerate.anneal.schedules import make_schedule
 from cogenerate.anneal.compiled import make_mover, make_starter, resolve_compile, with_precision
 from cogenerate.anneal.tempering import effective_sample_size, retemper, weight_increment
@@ -56,6 +57,7 @@ def ais(
     adapt: str | None = "paper",
     target_acceptance: float = 0.65,
     init: str | Proposal = "prior",
+    temper_from: str = "prior",
     max_grad_evals: int | None = None,
     snapshots: Sequence[int] = (),
     callback: Callback | None = None,
@@ -73,6 +75,8 @@ def ais(
         adapt: "paper" (×1.02 / ×0.98), "dual-averaging", or None (fixed).
         init: "prior", or a proposal (:mod:`cogenerate.proposals`) whose draws start with
             weights p(z)/q(z).
+        temper_from: "prior", or "init" to anneal from the proposal's own density along
+            q^(1−β)·(p·L)^β (:mod:`~cogenerate.anneal.bridge`; eager, a fixed noise scale).
         max_grad_evals: cap on gradient evaluations per chain (1 + T·M·L are spent).
         snapshots: annealing steps t after which to keep the chains' positions, returned
             in the info's ``snapshots`` as ``{t: (B, C, D)}`` (t = 0 is the prior draw).
@@ -97,6 +101,7 @@ def ais(
     if adapt not in ADAPT_RULES:
         raise ValueError(f"unknown step-size adaptation {adapt!r}; use 'paper', 'dual-averaging' or None")
     posterior = with_precision(posterior, precision)
+    posterior, init, compile = temper_from_init(posterior, init, temper_from, empirical_bayes=False, compile=compile)
     observed = posterior.observed
     betas = make_schedule(schedule, steps).to(device=observed.device, dtype=observed.dtype)
     b = posterior.batch

@@ -41,6 +41,7 @@ from typing import Any, NamedTuple
 
 import torch
 from torch import Tensor
+from torch._dynamo.eval_frame import _debug_get_cache_entry_list as _cache_entries
 
 from cogenerate.anneal.smc_step import MoveSettings, Moved, Reweighed, StepDraws, resample_and_move, reweigh, step_draws
 from cogenerate.anneal.tempering import evaluator, start, tempered_density
@@ -223,10 +224,17 @@ def _compiled(function: Callable[..., Any]) -> Callable[..., Any]:
 
 
 def _run_compiled(function: Callable[..., Any], *args: Any) -> Any:
-    """``function(*args)`` compiled, or eagerly once ``GRAPH_LIMIT`` graphs exist."""
+    """``function(*args)`` compiled, or eagerly once ``GRAPH_LIMIT`` graphs exist.
+
+    Below dynamo's own recompile limit the call goes straight to the compiled function: raising
+    the limit for every call (``config.patch``) cost about 0.1 ms per call, 0.8 ms of a 51-gradient
+    toy run (docs/benchmarks.md, section 10)."""
+    compiled = _compiled(function)
+    if len(_cache_entries(function.__code__)) < torch._dynamo.config.recompile_limit:
+        return compiled(*args)
     try:
         with torch._dynamo.config.patch(recompile_limit=GRAPH_LIMIT):
-            return _compiled(function)(*args)
+            return compiled(*args)
     except torch._dynamo.exc.FailOnRecompileLimitHit:
         return function(*args)
 

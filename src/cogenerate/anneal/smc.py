@@ -27,6 +27,7 @@ from typing import NamedTuple
 import torch
 from torch import Tensor
 
+from cogenerate.anneal.bridge import temper_from_init
 from cogenerate.anneal.adaptive import advance, conditional_ess, evidence_peak, next_beta
 from cogenerate.anneal.compiled import Stepper, make_starter, resolve_compile, with_precision
 from cogenerate.anneal.smc_step import MoveSettings, systematic_ancestors
@@ -148,6 +149,7 @@ def smc(
     final_moves: int = 0,
     candidates: int = 0,
     init: str | Proposal = "prior",
+    temper_from: str = "prior",
     empirical_bayes: bool = False,
     max_grad_evals: int | None = None,
     callback: Callback | None = None,
@@ -178,6 +180,10 @@ def smc(
             step reweights all of them and resamples ``chains`` particles.
         init: "prior", or a proposal (:mod:`cogenerate.proposals`): its draws start with
             weights p(z)/q(z), and the evidence estimate stays unbiased.
+        temper_from: "prior" (the path p·L^β), or "init": the path q^(1−β)·(p·L)^β from the
+            proposal's own density (:mod:`~cogenerate.anneal.bridge`): the draws from q start
+            with equal weights. Needs a proposal with a ``reference`` density and a fixed noise
+            scale; runs eagerly.
         empirical_bayes: fit the noise scale by maximum evidence on the way (type-II
             maximum likelihood). Tempering the likelihood to β is the same as widening its
             scale s to s·β^(-1/2) (Gaussian) or s·β^(-1) (Laplace), so each tempering step
@@ -208,6 +214,8 @@ def smc(
     if max_grad_evals is not None and max_grad_evals < 1:
         raise ValueError(f"max_grad_evals must be at least 1, got {max_grad_evals}")
     posterior = with_precision(posterior, precision)
+    posterior, init, compile = temper_from_init(posterior, init, temper_from, empirical_bayes=empirical_bayes,
+                                                compile=compile)
     observed = posterior.observed
     device, dtype = observed.device, observed.dtype
     b, d = posterior.batch, posterior.latent_dim
