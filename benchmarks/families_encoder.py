@@ -11,7 +11,9 @@ A config is ``NAME@BUDGET,BUDGET,...``; NAME is
 - ``encoder``: the default method as ``complete()`` runs it on the model: from the encoder
   proposal (variant "auto": mask-aware if the encoder is);
 - ``fill`` / ``mask``: the default method from the encoder proposal of that variant;
-- ``encoder:κ:α``: the "auto" proposal widened by κ with prior weight α (e.g. ``encoder:2:0.1``).
+- ``encoder:κ:α``: the "auto" proposal widened by κ with prior weight α (e.g. ``encoder:2:0.1``);
+- ``bridge``: the default method from the encoder with its SMC part tempering from q
+  (``temper_from="init"``, :mod:`cogenerate.anneal.bridge`); needs a fixed ``--noise-std``.
 
 Every row is the co-generation protocol of ``cogenerate.evaluation`` (8 chains, the protocol's
 fixed random boxes and top halves on the first ``--images`` images of ``--split``) at that
@@ -21,6 +23,7 @@ budget. Rows are appended to ``--json`` as they finish, so a killed run keeps it
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 import time
 from pathlib import Path
@@ -42,6 +45,9 @@ def method_and_model(name: str, model: cg.GenerativeModel):
         return cg.SMCPolish(), model.with_parts(encoder=None)
     if name == "encoder":
         return cg.SMCPolish(), model
+    if name == "bridge":
+        default = cg.SMCPolish()
+        return dataclasses.replace(default, smc=dataclasses.replace(default.smc, temper_from="init")), model
     kind, *numbers = name.split(":")
     variant = "auto" if kind == "encoder" else kind
     options = {"variant": variant}
@@ -62,6 +68,7 @@ def main() -> None:
     parser.add_argument("--masks", nargs="+", default=["box", "top-half"])
     parser.add_argument("--configs", nargs="+", required=True)
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--noise-std", default=None, help="a fixed σ (default: the method's, fitted by evidence)")
     parser.add_argument("--threads", type=int, default=1)
     parser.add_argument("--json", required=True)
     args = parser.parse_args()
@@ -77,9 +84,11 @@ def main() -> None:
             method, used = method_and_model(name, model)
             started = time.perf_counter()
             results = evaluate_cogeneration(used, images, rng=torch.Generator().manual_seed(args.seed), method=method,
-                                            masks=args.masks, chains=args.chains, max_grad_evals=budget)
+                                            masks=args.masks, chains=args.chains, max_grad_evals=budget,
+                                            noise_std=None if args.noise_std is None else float(args.noise_std))
             for row in results:
                 record = {"model": args.model, "split": args.split, "config": name, "budget": budget,
+                          "noise_std": args.noise_std,
                           **row_as_dict(row)}
                 rows.append(record)
                 print(f"{name:>14} @ {budget:>3} {row.mask:>9}: hidden MSE {row.summaries['hidden_mse'].mean:.4f} "
