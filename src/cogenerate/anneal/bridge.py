@@ -4,7 +4,7 @@ The annealed samplers (:mod:`~cogenerate.anneal.ais`, :mod:`~cogenerate.anneal.s
 ``log p(z) + β·log L(z)`` from the prior at β = 0. Started from a proposal q(z | x_o) (an
 encoder), their draws carry weights p/q at β = 0, and a Gaussian q lighter-tailed than the
 posterior makes those weights heavy-tailed: on the shipped VAE the log-evidence of the encoder
-start fell 19–20 nats below the prior start's at 1,000 gradients per chain
+start fell 18–20 nats below the prior start's at 1,000 gradients per chain
 (docs/benchmarks.md §9). With ``temper_from="init"`` the path runs from q itself:
 
     log π_β(z) = (1 − β)·log q(z) + β·(log p(z) + log L(z))
@@ -26,6 +26,7 @@ from __future__ import annotations
 
 import dataclasses
 
+import torch
 from torch import Tensor, distributions
 
 from cogenerate.posterior import Posterior, log_density_and_grad, sample_prior
@@ -58,7 +59,7 @@ class BridgedPosterior(Posterior):
 
     reference: distributions.Distribution | None = None
 
-    def sample_prior(self, rng, shape: tuple[int, int]) -> Tensor:
+    def sample_prior(self, rng: torch.Generator, shape: tuple[int, int]) -> Tensor:
         """``(B, N, D)`` draws from q."""
         return sample_prior(self.reference, shape, self.latent_dim, rng=rng, like=self.observed)
 

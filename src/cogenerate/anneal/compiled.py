@@ -41,7 +41,6 @@ from typing import Any, NamedTuple
 
 import torch
 from torch import Tensor
-from torch._dynamo.eval_frame import _debug_get_cache_entry_list as _cache_entries
 
 from cogenerate.anneal.smc_step import MoveSettings, Moved, Reweighed, StepDraws, resample_and_move, reweigh, step_draws
 from cogenerate.anneal.tempering import evaluator, start, tempered_density
@@ -49,6 +48,11 @@ from cogenerate.mcmc.adapt import ParticleTuning
 from cogenerate.mcmc.hmc import DIVERGENCE_THRESHOLD, HMCInfo, HMCState, hmc_draws, hmc_init, hmc_move, hmc_step
 from cogenerate.operators import Gaussian, Laplace, NoiseModel
 from cogenerate.posterior import Evaluation, Posterior
+
+try:  # a private helper of dynamo's: without it, every compiled call raises the recompile limit
+    from torch._dynamo.eval_frame import _debug_get_cache_entry_list as _cache_entries
+except ImportError:  # pragma: no cover
+    _cache_entries = None
 
 __all__ = ["COMPILE_CHOICES", "PRECISIONS", "Mover", "Starter", "Stepper", "make_mover", "make_starter",
            "resolve_compile", "with_precision", "check_compile", "check_precision"]
@@ -230,7 +234,7 @@ def _run_compiled(function: Callable[..., Any], *args: Any) -> Any:
     the limit for every call (``config.patch``) cost about 0.1 ms per call, 0.8 ms of a 51-gradient
     toy run (docs/benchmarks.md, section 10)."""
     compiled = _compiled(function)
-    if len(_cache_entries(function.__code__)) < torch._dynamo.config.recompile_limit:
+    if _cache_entries is not None and len(_cache_entries(function.__code__)) < torch._dynamo.config.recompile_limit:
         return compiled(*args)
     try:
         with torch._dynamo.config.patch(recompile_limit=GRAPH_LIMIT):

@@ -27,8 +27,8 @@ from typing import NamedTuple
 import torch
 from torch import Tensor
 
-from cogenerate.anneal.bridge import temper_from_init
 from cogenerate.anneal.adaptive import advance, conditional_ess, evidence_peak, next_beta
+from cogenerate.anneal.bridge import temper_from_init
 from cogenerate.anneal.compiled import Stepper, make_starter, resolve_compile, with_precision
 from cogenerate.anneal.smc_step import MoveSettings, systematic_ancestors
 from cogenerate.anneal.tempering import weight_increment
