@@ -12,6 +12,7 @@ Targets (``--targets``):
                                           recalibrated on 1,000 prior draws; G(z*) targets, 15–30 px boxes
 
     python benchmarks/default_regimes.py run --targets fm-box --chains 8 --budget 300 --images 40 --out runs/regimes
+    python benchmarks/default_regimes.py run --targets fm-box --methods "smc-polish@auto" ...   # σ fitted per image
     python benchmarks/default_regimes.py table runs/regimes/*.json
 
 ``run`` writes one JSON per (target, chains, budget) with per-image hidden MSE and SSIM of each
@@ -58,24 +59,26 @@ def recalibrated_dcgan(latent_dim: int, *, seed: int, draws: int = 1000) -> torc
     return g.eval()
 
 
-def targets(kind: str, n: int, seed: int) -> tuple[torch.nn.Module, torch.Tensor, object]:
-    """(generator, images (n, C, H, W), operator) of a target kind."""
-    from cogenerate.models.pretrained import load_pretrained
+def targets(kind: str, n: int, seed: int) -> tuple[object, torch.Tensor, object]:
+    """(model, images (n, C, H, W), operator) of a target kind: the shipped model (which carries
+    its own noise σ) or, for dc64, a bare generator."""
+    from cogenerate.models.pretrained import load_pretrained_model
 
     rng = torch.Generator().manual_seed(seed)
     if kind.startswith("fm-") and kind != "fm-inrange":
         from cogenerate.data.images import load_dataset
 
-        generator = load_pretrained("fashion-mnist").modules["generator"].eval()
+        model = load_pretrained_model("fashion-mnist")  # the model, with its own noise σ
         test = load_dataset("fashion-mnist", split="test")[:HELD_OUT]
         images = test[torch.randperm(len(test), generator=rng)[:n]]
         spec = {"fm-box": "box", "fm-centre": "centre", "fm-top-half": "top-half", "fm-sr4": "sr4"}[kind]
-        return generator, images, make_operator(spec, n=n, size=28, rng=rng)
+        return model, images, make_operator(spec, n=n, size=28, rng=rng)
     if kind in ("fm-inrange", "mnist-inrange"):
-        generator = load_pretrained(kind.split("-")[0] if kind.startswith("mnist") else "fashion-mnist").modules["generator"]
-        generator = generator.eval()
-        size = 28
-    elif kind in ("dc64-100", "dc64-512"):
+        model = load_pretrained_model("mnist" if kind.startswith("mnist") else "fashion-mnist")
+        with torch.no_grad():
+            images = model.generator(torch.randn(n, model.latent_dim, generator=rng))
+        return model, images, Mask(random_box(n, 28, rng=rng))
+    if kind in ("dc64-100", "dc64-512"):
         generator = recalibrated_dcgan(int(kind.split("-")[1]), seed=seed)
         size = 64
     else:
@@ -85,13 +88,17 @@ def targets(kind: str, n: int, seed: int) -> tuple[torch.nn.Module, torch.Tensor
     return generator, images, Mask(random_box(n, size, rng=rng))
 
 
-def method_settings(name: str, candidates: int) -> cg.MethodSettings:
-    """``name`` at ``candidates`` prior draws; ``name`` may carry JSON options: ``smc-polish{"lr":0.02}``."""
+def method_settings(name: str, candidates: int) -> tuple[cg.MethodSettings, float | str | None]:
+    """``name`` at ``candidates`` prior draws, and its noise std; ``name`` may carry JSON options,
+    ``smc-polish{"lr":0.02}``, and a noise std after "@": ``smc-polish@auto``, ``gd-best@0.3``
+    (default: ``complete()``'s, the model's own σ for the shipped models)."""
+    name, _, noise = name.partition("@")
+    noise_std = None if not noise else noise if noise == "auto" else float(noise)
     base, _, options = name.partition("{")
     options = json.loads("{" + options) if options else {}
     if base in ("gd-best", "smc", "smc-polish") and "candidates" not in options:
         options["candidates"] = candidates
-    return method_from_options(base, options)
+    return method_from_options(base, options), noise_std
 
 
 def run_cell(kind: str, *, chains: int, budget: int, images: int, methods: list[str], candidates: int,
@@ -100,13 +107,13 @@ def run_cell(kind: str, *, chains: int, budget: int, images: int, methods: list[
     hidden = operator.full(images, tuple(truth.shape[1:])) if isinstance(operator, Mask) else None
     rows = {}
     for name in methods:
-        settings = method_settings(name, candidates)
+        settings, noise_std = method_settings(name, candidates)
         started = time.perf_counter()
         estimates, grads, scales = [], [], []
         for start in range(0, images, batch):
             stop = min(images, start + batch)
             op = Mask(operator.mask[start:stop]) if isinstance(operator, Mask) else operator
-            out = cg.complete(generator, truth[start:stop], op, method=settings, chains=chains,
+            out = cg.complete(generator, truth[start:stop], op, method=settings, chains=chains, noise_std=noise_std,
                               max_grad_evals=budget, steps=budget, seed=seed + start)
             estimates.append(out.estimate)
             grads.append(out.grad_evals)

@@ -1,6 +1,7 @@
 """complete()'s options beyond the method: models with critics, priors, conditions, callbacks,
 batch caps, warnings, and bad input that must fail early with one line (or just work)."""
 
+import dataclasses
 import math
 
 import pytest
@@ -8,7 +9,10 @@ import torch
 from torch import distributions, nn
 
 import cogenerate as cg
+from cogenerate.api import model_noise_std
 from cogenerate.methods import method_from_options
+from cogenerate.models.base import GenerativeModel
+from cogenerate.operators import Downsample, Mask
 from tests.conftest import assert_unbiased, make_linear_gaussian, weighted_moments
 
 
@@ -196,3 +200,24 @@ def test_a_collapse_of_the_weights_is_warned_about():
     assert any("effective sample size" in w for w in out.diagnostics["warnings"])
     calm = cg.complete(p.generator, p.observed, p.mask, method="gd", steps=2)
     assert calm.diagnostics["warnings"] == []
+
+
+def test_a_models_own_noise_std_is_the_default_for_pixel_masks_and_gaussian_noise():
+    p = make_linear_gaussian()
+    plain = GenerativeModel.from_generator(p.generator)
+    model = dataclasses.replace(plain, config={"noise_std": {"value": 0.37, "fitted_on": "a test"}})
+    assert model_noise_std(model, p.mask) == 0.37 and model_noise_std(plain, p.mask) is None
+    assert model_noise_std(model, p.mask, "laplace") is None
+    assert model_noise_std(model, Mask(p.mask)) == 0.37
+    assert model_noise_std(model, Downsample(2)) is None  # block means, not pixels: fitted per observation
+
+    def scale(m, **kwargs):
+        out = cg.complete(m, p.observed, p.mask, chains=8, max_grad_evals=40, **kwargs)
+        return out.noise_std
+
+    assert torch.allclose(scale(model, method="smc"), torch.full((2,), 0.37, dtype=torch.float64))
+    fitted = scale(model, method="smc", noise_std="auto")  # asked for explicitly: fitted per observation
+    assert not torch.allclose(fitted, torch.full((2,), 0.37, dtype=torch.float64))
+    assert torch.equal(fitted, scale(plain, method="smc"))  # a model without one fits it, as before
+    assert torch.allclose(scale(model, method="smc", noise_std=0.2), torch.full((2,), 0.2, dtype=torch.float64))
+    assert torch.allclose(scale(model, method="gd-best"), torch.full((2,), 0.1, dtype=torch.float64))
