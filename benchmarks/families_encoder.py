@@ -68,7 +68,7 @@ def main() -> None:
     parser.add_argument("--masks", nargs="+", default=["box", "top-half"])
     parser.add_argument("--configs", nargs="+", required=True)
     parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument("--noise-std", default=None, help="a fixed σ (default: the method's, fitted by evidence)")
+    parser.add_argument("--noise-std", default=None, help="a fixed σ, or 'auto' to fit it per image (default: complete()'s: the model's own σ)")
     parser.add_argument("--threads", type=int, default=1)
     parser.add_argument("--json", required=True)
     args = parser.parse_args()
@@ -78,6 +78,7 @@ def main() -> None:
     out = Path(args.json)
     out.parent.mkdir(parents=True, exist_ok=True)
     rows = json.loads(out.read_text()) if out.exists() else []
+    noise_std = args.noise_std if args.noise_std in (None, "auto") else float(args.noise_std)
     for config in args.configs:
         name, budgets = config.split("@")
         for budget in (int(b) for b in budgets.split(",")):
@@ -85,7 +86,7 @@ def main() -> None:
             started = time.perf_counter()
             results = evaluate_cogeneration(used, images, rng=torch.Generator().manual_seed(args.seed), method=method,
                                             masks=args.masks, chains=args.chains, max_grad_evals=budget,
-                                            noise_std=None if args.noise_std is None else float(args.noise_std))
+                                            noise_std=noise_std)
             for row in results:
                 record = {"model": args.model, "split": args.split, "config": name, "budget": budget,
                           "noise_std": args.noise_std,

@@ -12,7 +12,7 @@ from typing import Any
 
 import torch
 
-from cogenerate.api import DEFAULT_METHOD, DEFAULT_NOISE_STD, resolve_noise
+from cogenerate.api import DEFAULT_METHOD, DEFAULT_NOISE_STD, model_noise_std, resolve_noise
 from cogenerate.methods import resolve_method
 from cogenerate.cli import complete_batch
 from cogenerate.cli.common import (
@@ -87,9 +87,10 @@ def register(command: Callable[..., argparse.ArgumentParser]) -> None:
     parser.set_defaults(handler=run)
 
 
-def _requested_noise_std(args: argparse.Namespace) -> float | str:
-    """``--noise-std`` as the method read it: "auto" or a number (resolved where complete() resolves it)."""
-    return resolve_noise(resolve_method(args.method), args.noise_std)
+def _requested_noise_std(args: argparse.Namespace, model: Any, operator: Any) -> float | str:
+    """``--noise-std`` as the method read it: "auto" or a number, the model's own σ when none was
+    given (resolved as complete() resolves it)."""
+    return resolve_noise(resolve_method(args.method), args.noise_std, model_noise_std=model_noise_std(model, operator))
 
 
 def image_shape(model: Any, label: str) -> tuple[int, int]:
@@ -254,7 +255,7 @@ def write_results(
         "steps": args.steps,
         "leapfrog": args.leapfrog,
         "budget": args.budget,
-        "noise_std": _requested_noise_std(args),
+        "noise_std": _requested_noise_std(args, model, operator),
         "fitted_noise_std": None if noise_scale is None else float(noise_scale[0]),
         "discriminator_weight": args.discriminator_weight,
         "seed": seed,

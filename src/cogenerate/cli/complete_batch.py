@@ -66,8 +66,9 @@ def parse_indices(text: str, count: int) -> list[int]:
 
 
 def run_batch(args: argparse.Namespace) -> int:
-    from cogenerate.api import resolve_noise
+    from cogenerate.api import model_noise_std, resolve_noise
     from cogenerate.batch import complete_dataset, record, summary_row
+    from cogenerate.data.masks import make_operator
     from cogenerate.cli.model_spec import load_model, model_label, sample_shape
     from cogenerate.data.images import load_dataset
     from cogenerate.distributed import world
@@ -134,7 +135,8 @@ def run_batch(args: argparse.Namespace) -> int:
         "steps": args.steps,
         "leapfrog": args.leapfrog,
         "budget": args.budget,
-        "noise_std": resolve_noise(resolve_method(args.method), args.noise_std),
+        "noise_std": resolve_noise(resolve_method(args.method), args.noise_std, model_noise_std=model_noise_std(
+            model, make_operator(args.mask, n=1, size=side, rng=torch.Generator().manual_seed(0)))),
         "discriminator_weight": args.discriminator_weight,
         "seed": seed,
         "randomness": "per image: mask from protocol_seed(seed, index), sampler from image_seed(seed, index) "
