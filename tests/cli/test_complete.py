@@ -11,6 +11,7 @@ import torch
 from PIL import Image
 
 from cogenerate.cli import main
+from cogenerate.models.loading import load_model
 from tests.cli.helpers import error_line
 
 REPORT_KEYS = {
@@ -41,8 +42,15 @@ def test_complete_writes_figure_and_report(method: str, extra: list[str], mask: 
     if method.startswith("smc"):
         assert report["grad_evals"] <= 30
         assert isinstance(report["log_evidence"], float)
+    # The default: the model's own σ on a pixel mask, fitted per image for other operators (sr4) or
+    # when asked for, where the method can fit it; 0.1 for the others.
+    if method == "gd":
+        assert report["noise_std"] == 0.1
+    elif mask == "sr4" or "auto" in extra:
+        assert report["noise_std"] == "auto"
+    else:
+        assert report["noise_std"] == load_model("fashion-mnist").config["noise_std"]["value"]
     fitted = report["noise_std"] == "auto"
-    assert fitted == (method != "gd")  # the default: fitted where the method can
     assert fitted or report["fitted_noise_std"] == pytest.approx(report["noise_std"])
     if fitted:  # far above the floor, 1 % of the image's scale
         assert 0.05 < report["fitted_noise_std"] < 1
