@@ -61,6 +61,9 @@ def main() -> None:
     parser.add_argument("--sigma-from-default", action="store_true",
                         help="run --method at the σ the plain default fits (one more default run per image), so "
                              "that methods are compared against one reference per image")
+    parser.add_argument("--noise-std", default="auto",
+                        help="σ of the default's run: 'auto' (fitted per image) or a number, e.g. the model's own "
+                             "(complete()'s default for the shipped model); the reference runs at the σ used")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--threads", type=int, default=1)
     args = parser.parse_args()
@@ -80,7 +83,7 @@ def main() -> None:
     ratios, within, rows = [], [], []
     for i in index:
         x = test[i : i + 1]
-        noise_std = "auto"
+        noise_std = args.noise_std if args.noise_std == "auto" else float(args.noise_std)
         if args.sigma_from_default:  # the image's σ is the plain default's (seed 0's), as the reference's
             noise_std = float(cg.complete(generator, x, mask, chains=args.chains, max_grad_evals=args.budget,
                                           seed=i).noise_std[0])

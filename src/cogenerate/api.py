@@ -60,9 +60,9 @@ def model_noise_std(model: GenerativeModel, mask: Any, noise: str = "gaussian") 
     ``benchmarks/noise_pooled.py``). It is a pixel-noise scale, so it applies to Gaussian
     noise on masked pixels only (not to other operators, whose observations average pixels).
     Fitted per image instead (``noise_std="auto"``), σ follows the observed part's in-sample
-    misfit and comes out too small for the hidden part: on held-out top halves the shipped
-    DCGAN's ±2 std intervals covered 0.86 of the hidden pixels with it, 0.93 with the pooled σ,
-    at a lower hidden MSE and CRPS (docs/benchmarks.md §7, target 3)."""
+    misfit and comes out too small for the hidden part: on 100 held-out top halves the shipped
+    DCGAN's ±2 std intervals covered 0.87 of the hidden pixels with it, 0.93 with the pooled σ,
+    at about the same hidden MSE and CRPS (docs/benchmarks.md §7, target 3)."""
     entry = model.config.get("noise_std")
     pixels = not isinstance(mask, Operator) or isinstance(mask, Mask)
     if not isinstance(entry, dict) or noise != "gaussian" or not pixels:

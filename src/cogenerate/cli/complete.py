@@ -73,9 +73,10 @@ def register(command: Callable[..., argparse.ArgumentParser]) -> None:
                         help="annealing steps (ais), max tempering steps (smc) or descent steps (gd)")
     parser.add_argument("--leapfrog", type=int, default=None, help="leapfrog steps per HMC move")
     parser.add_argument("--noise-std", type=positive_noise_std, default=None,
-                        help="observation noise std for images in [-1, 1], or 'auto': fit it by maximum evidence "
-                             "(smc, smc-polish); the fitted value is in the JSON as fitted_noise_std (default: "
-                             f"auto for smc and smc-polish, {DEFAULT_NOISE_STD} for the other methods)")
+                        help="observation noise std for images in [-1, 1], or 'auto': fit it per image by maximum "
+                             "evidence (smc, smc-polish); the value used is in the JSON as fitted_noise_std (default "
+                             "for smc and smc-polish: the model's own σ on a pixel mask, shipped with every model "
+                             f"(`cogen models`), else auto; {DEFAULT_NOISE_STD} for the other methods)")
     parser.add_argument("--discriminator-weight", type=float, default=0.0,
                         help="λ: add λ·D(G(z)) to the log-density (needs a discriminator or an energy in the model; "
                              "default: %(default)s)")
