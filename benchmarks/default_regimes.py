@@ -36,7 +36,7 @@ from cogenerate import metrics
 from cogenerate.data.masks import make_operator, random_box
 from cogenerate.methods import method_from_options
 from cogenerate.models.dcgan import DCGANGenerator
-from cogenerate.operators import Downsample, Mask
+from cogenerate.operators import Mask
 
 RECOVERED = 1e-3  # hidden MSE below which an in-range target counts as recovered
 HELD_OUT = 5000  # test[:5000] is the reported split
