@@ -141,7 +141,8 @@ class AIS(MethodSettings):
 @dataclass(frozen=True)
 class SMC(MethodSettings):
     """Adaptive tempered SMC with HMC moves, resampling and particle-tuned kernels
-    (:func:`~cogenerate.anneal.smc.smc`); fits the noise std by maximum evidence by default.
+    (:func:`~cogenerate.anneal.smc.smc`); fits the noise std by maximum evidence unless it is given or the
+    model carries its own (:func:`~cogenerate.api.model_noise_std`).
 
     ``compile`` (True, False, "auto") runs each tempering step as two ``torch.compile``d graphs and
     ``precision="bf16"`` runs the generator in bfloat16 (:mod:`cogenerate.anneal.compiled`).
