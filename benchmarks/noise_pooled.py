@@ -6,7 +6,7 @@
 σ is :func:`cogenerate.evaluation.likelihood.fit_noise_std` on the first ``--images`` images of
 the model's validation split: each image's maximum-evidence σ (SMC, nothing hidden, 8 chains,
 300 gradients), pooled as the root of their mean square. ``complete()`` uses it as the default
-noise scale of the model for pixel masks (docs/methods.md, "The noise scale").
+noise scale of the model for pixel masks (docs/methods.md, "The model's own noise scale").
 """
 
 from __future__ import annotations

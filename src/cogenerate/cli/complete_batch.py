@@ -68,11 +68,10 @@ def parse_indices(text: str, count: int) -> list[int]:
 def run_batch(args: argparse.Namespace) -> int:
     from cogenerate.api import model_noise_std, resolve_noise
     from cogenerate.batch import complete_dataset, record, summary_row
-    from cogenerate.data.masks import make_operator
     from cogenerate.cli.model_spec import load_model, model_label, sample_shape
     from cogenerate.data.images import load_dataset
     from cogenerate.distributed import world
-    from cogenerate.evaluation.cogeneration import cogeneration_table
+    from cogenerate.evaluation.cogeneration import cogeneration_table, protocol_operator
     from cogenerate.methods import resolve_method
 
     device = setup(args)
@@ -136,7 +135,7 @@ def run_batch(args: argparse.Namespace) -> int:
         "leapfrog": args.leapfrog,
         "budget": args.budget,
         "noise_std": resolve_noise(resolve_method(args.method), args.noise_std, model_noise_std=model_noise_std(
-            model, make_operator(args.mask, n=1, size=side, rng=torch.Generator().manual_seed(0)))),
+            model, protocol_operator(args.mask, indices[:1], size=side, mask_seed=seed))),
         "discriminator_weight": args.discriminator_weight,
         "seed": seed,
         "randomness": "per image: mask from protocol_seed(seed, index), sampler from image_seed(seed, index) "
