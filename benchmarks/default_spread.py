@@ -1,16 +1,23 @@
-"""Is the default's spread the posterior's? Per-image posterior std against a large-SMC reference.
+"""Is the default's spread the posterior's? Per-image posterior std and proper scores against a large-SMC reference.
 
 Issue "A default that wins in every regime", targets 2–4. Held-out Fashion-MNIST test[:5000]
 images with the top half hidden, the shipped DCGAN. For each image:
 
-- the default (16 chains, ``--budget`` gradients per chain, noise std fitted by evidence):
-  its mean posterior std over the hidden pixels, the fraction of hidden pixels whose truth
-  lies within ±2 predictive std, and the CRPS of its weighted completions over hidden pixels;
+- the default (16 chains, ``--budget`` gradients per chain, noise std fitted by evidence
+  unless ``--noise-std`` is given): its mean posterior std over the hidden pixels and the
+  fraction of hidden pixels whose truth lies within ±2 predictive std;
 - the reference: SMC with ``--ref-chains`` particles and ``--ref-budget`` gradients per chain
-  (``--ref-seeds`` seeds pooled) at the noise std the default fitted for that image, cached in
-  ``--cache`` so it is computed once;
+  (``--ref-seeds`` seeds pooled) at the noise std the default used for that image; its
+  completions are cached in ``--cache`` (one file per reference) so it is computed once;
 - the ratio default / reference of the mean std, and the spread of that ratio one gets from
-  16 particles drawn from the reference itself (what 16 chains can do at best).
+  16 particles drawn from the reference itself (what 16 chains can do at best);
+- target 4, for the default, each ``--compare`` method (gd-best's restarts: the same chains and
+  budget) and the reference, over the hidden pixels of each one's weighted completions: the
+  CRPS (per pixel) and the energy score (the whole hidden vector), both proper scoring rules
+  that reward accuracy and honest spread together (lower is better;
+  :mod:`cogenerate.evaluation.scores`), the point estimate's hidden MSE, and the best-of-K
+  hidden MSE (the best of the method's 16 completions; for the reference, the mean over 50
+  draws of 16 of its particles by weight).
 
     python benchmarks/default_spread.py --images 20 --budget 300 --ref-chains 1024 --ref-budget 1500
 
@@ -28,22 +35,56 @@ import torch
 import cogenerate as cg
 from cogenerate.data.images import load_dataset
 from cogenerate.data.masks import top_half
+from cogenerate.evaluation.scores import crps_ensemble, energy_score
 from cogenerate.models.pretrained import load_pretrained
 
+SUBSAMPLES = 50  # draws of 16 reference particles: the ratio's spread and the reference's best-of-K
 
-def crps(completions: torch.Tensor, log_weights: torch.Tensor, truth: torch.Tensor, hidden: torch.Tensor) -> float:
-    """Mean over hidden pixels of the weighted ensemble CRPS ``E|X − y| − ½ E|X − X'|``
-    (Gneiting & Raftery 2007, eq. 21) of one image's ``(C, ...)`` completions."""
-    w = log_weights.exp()
-    x = completions.flatten(1)[:, hidden.flatten()]  # (C, P)
-    y = truth.flatten()[hidden.flatten()]
-    first = (w[:, None] * (x - y).abs()).sum(0)
-    pair = (w[:, None, None] * w[None, :, None] * (x[:, None] - x[None]).abs()).sum((0, 1))
-    return float((first - 0.5 * pair).mean())
+
+def scores(completions: torch.Tensor, log_weights: torch.Tensor, truth: torch.Tensor, hidden: torch.Tensor) -> dict:
+    """CRPS, energy score and best-of-K hidden MSE of one image's weighted ``(C, ...)`` completions."""
+    x = completions.flatten(1)[:, hidden.flatten()].unsqueeze(0)  # (1, C, P)
+    y = truth.flatten()[hidden.flatten()].unsqueeze(0)  # (1, P)
+    w = log_weights.unsqueeze(0)
+    return {"crps": float(crps_ensemble(x, w, y).mean()), "energy": float(energy_score(x, w, y)[0]),
+            "best_of_k": float((x[0] - y).pow(2).mean(1).min())}
 
 
 def hidden_std(out: cg.Completion, hidden: torch.Tensor) -> torch.Tensor:
     return out.std.flatten(1)[:, hidden.flatten()].mean(1)
+
+
+def weighted_std(completions: torch.Tensor, weights: torch.Tensor, hidden: torch.Tensor) -> float:
+    """Mean over hidden pixels of the weighted std of ``(C, ...)`` completions."""
+    x = completions.flatten(1)[:, hidden.flatten()]
+    mean = (weights[:, None] * x).sum(0)
+    return float(((weights[:, None] * (x - mean).pow(2)).sum(0)).sqrt().mean())
+
+
+def reference(generator, x, mask, *, sigma: float, args, path: Path) -> dict:
+    """The reference's completions and weights for one image (seeds pooled), from ``path`` or run."""
+    if path.exists():
+        return torch.load(path)
+    completions, log_weights = [], []
+    for s in range(args.ref_seeds):
+        ref = cg.complete(generator, x, mask, method=cg.SMC(leapfrog=5, candidates=4 * args.ref_chains,
+                                                            final_moves=10 ** 6, compile=args.ref_compile),
+                          chains=args.ref_chains, max_grad_evals=args.ref_budget, noise_std=sigma, seed=1000 + s)
+        completions.append(ref.completions[0])
+        log_weights.append(ref.log_weights[0])
+    pooled = {"completions": torch.cat(completions), "log_weights": torch.log_softmax(torch.cat(log_weights), 0)}
+    path.parent.mkdir(parents=True, exist_ok=True)
+    torch.save(pooled, path.with_suffix(".tmp"))
+    path.with_suffix(".tmp").replace(path)
+    return pooled
+
+
+def parse(spec: str):
+    """Settings from ``name`` or ``name{json options}``."""
+    from cogenerate.methods import method_from_options
+
+    base, _, options = spec.partition("{")
+    return method_from_options(base, json.loads("{" + options) if options else {})
 
 
 def main() -> None:
@@ -52,12 +93,14 @@ def main() -> None:
     parser.add_argument("--budget", type=int, default=300)
     parser.add_argument("--chains", type=int, default=16)
     parser.add_argument("--method", default="smc-polish", help="name, or name{json options}")
+    parser.add_argument("--compare", default="gd-best",
+                        help="';'-separated methods scored beside it (target 4), '' for none")
     parser.add_argument("--ref-chains", type=int, default=1024)
     parser.add_argument("--ref-budget", type=int, default=1500)
     parser.add_argument("--ref-seeds", type=int, default=2)
     parser.add_argument("--ref-compile", action="store_true",
                         help="run the reference's HMC moves compiled (same answer up to rounding, ~1.5× faster at 1,024 chains)")
-    parser.add_argument("--cache", default="runs/spread-reference.json")
+    parser.add_argument("--cache", default="runs/spread-reference", help="folder of the references' completions")
     parser.add_argument("--sigma-from-default", action="store_true",
                         help="run --method at the σ the plain default fits (one more default run per image), so "
                              "that methods are compared against one reference per image")
@@ -66,21 +109,18 @@ def main() -> None:
                              "(complete()'s default for the shipped model); the reference runs at the σ used")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--threads", type=int, default=1)
+    parser.add_argument("--json", type=Path, default=None, help="write the rows here")
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
-    from cogenerate.methods import method_from_options
-
-    base, _, options = args.method.partition("{")
-    method = method_from_options(base, json.loads("{" + options) if options else {})
+    method = parse(args.method)
+    compared = {spec: parse(spec) for spec in args.compare.split(";") if spec}
     generator = load_pretrained("fashion-mnist").modules["generator"].eval()
     test = load_dataset("fashion-mnist", split="test")[:5000]
     rng = torch.Generator().manual_seed(args.seed)
     index = torch.randperm(len(test), generator=rng)[: args.images].tolist()
     mask = top_half(1, 28)[0]
     hidden = mask[0] == 0
-    cache_path = Path(args.cache)
-    cache = json.loads(cache_path.read_text()) if cache_path.exists() else {}
-    ratios, within, rows = [], [], []
+    ratios, rows = [], []
     for i in index:
         x = test[i : i + 1]
         noise_std = args.noise_std if args.noise_std == "auto" else float(args.noise_std)
@@ -91,42 +131,49 @@ def main() -> None:
                           seed=args.seed + i, noise_std=noise_std)
         sigma = float(out.noise_std[0])
         default_std = float(hidden_std(out, hidden)[0])
-        predictive = out.predictive_std[0]
-        inside = ((out.mean[0] - x[0]).abs() <= 2 * predictive)[0][hidden].float().mean().item()
-        key = f"{i}:{sigma:.5f}:{args.ref_chains}:{args.ref_budget}:{args.ref_seeds}"
-        if key not in cache:
-            stds, subsampled, ref_crps = [], [], []
-            for s in range(args.ref_seeds):
-                ref = cg.complete(generator, x, mask, method=cg.SMC(leapfrog=5, candidates=4 * args.ref_chains,
-                                                                    final_moves=10 ** 6, compile=args.ref_compile),
-                                  chains=args.ref_chains, max_grad_evals=args.ref_budget, noise_std=sigma, seed=1000 + s)
-                stds.append(float(hidden_std(ref, hidden)[0]))
-                ref_crps.append(crps(ref.completions[0], ref.log_weights[0], x[0], hidden))
-                g = torch.Generator().manual_seed(s)
-                for _ in range(50):  # what 16 particles of the reference itself show
-                    pick = torch.multinomial(ref.weights[0], args.chains, replacement=True, generator=g)
-                    sub = ref.completions[0, pick]
-                    subsampled.append(float(sub.std(0, unbiased=False)[0][hidden].mean()))
-            cache[key] = {"std": sum(stds) / len(stds), "subsampled": subsampled, "crps": sum(ref_crps) / len(ref_crps)}
-            cache_path.parent.mkdir(parents=True, exist_ok=True)
-            cache_path.write_text(json.dumps(cache))
-        ref = cache[key]
-        ratio = default_std / ref["std"]
+        inside = ((out.mean[0] - x[0]).abs() <= 2 * out.predictive_std[0])[0][hidden].float().mean().item()
+        key = f"{i}-{sigma:.5f}-{args.ref_chains}-{args.ref_budget}-{args.ref_seeds}"
+        ref = reference(generator, x, mask, sigma=sigma, args=args, path=Path(args.cache) / f"{key}.pt")
+        weights = ref["log_weights"].exp()
+        ref_std = weighted_std(ref["completions"], weights, hidden)
+        g = torch.Generator().manual_seed(0)
+        picks = [torch.multinomial(weights, args.chains, replacement=True, generator=g) for _ in range(SUBSAMPLES)]
+        sub_ratios = torch.tensor([weighted_std(ref["completions"][pick], torch.full((args.chains,), 1 / args.chains), hidden)
+                                   for pick in picks]) / ref_std
+        ref_scores = scores(ref["completions"], ref["log_weights"], x[0], hidden)
+        uniform = torch.full((args.chains,), -torch.log(torch.tensor(float(args.chains))).item())
+        ref_scores["best_of_k"] = sum(scores(ref["completions"][pick], uniform, x[0], hidden)["best_of_k"]
+                                      for pick in picks) / SUBSAMPLES
+        ref_mean = (weights[:, None] * ref["completions"].flatten(1)).sum(0)
+        ref_scores["mse"] = float((ref_mean - x[0].flatten())[hidden.flatten()].pow(2).mean())
+
+        def scored(result: cg.Completion) -> dict:
+            row = scores(result.completions[0], result.log_weights[0], x[0], hidden)
+            row["mse"] = float((result.estimate[0] - x[0])[0][hidden].pow(2).mean())
+            return row
+
+        ratio = default_std / ref_std
         ratios.append(ratio)
-        within.append(inside)
-        sub_ratios = torch.tensor(ref["subsampled"]) / ref["std"]
-        row = {"image": i, "sigma": round(sigma, 4), "default_std": round(default_std, 4), "reference_std": round(ref["std"], 4),
+        row = {"image": i, "sigma": round(sigma, 4), "default_std": round(default_std, 4), "reference_std": round(ref_std, 4),
                "ratio": round(ratio, 3), "subsample_ratio_p10_p90": [round(float(sub_ratios.quantile(q)), 3) for q in (0.1, 0.9)],
                "within_2_predictive_std": round(inside, 3),
-               "crps_default": round(crps(out.completions[0], out.log_weights[0], x[0], hidden), 4),
-               "crps_reference": round(ref["crps"], 4)}
+               "scores": {"default": scored(out), "reference": ref_scores}}
+        for spec, settings in compared.items():
+            other = cg.complete(generator, x, mask, method=settings, chains=args.chains, max_grad_evals=args.budget,
+                                seed=args.seed + i, noise_std=noise_std)
+            row["scores"][spec] = scored(other)
+        row["scores"] = {name: {k: round(v, 4) for k, v in values.items()} for name, values in row["scores"].items()}
         rows.append(row)
         print(json.dumps(row), flush=True)
     logs = torch.tensor(ratios).log()
     print(f"\ngeometric mean ratio {logs.mean().exp():.3f}, geometric sd {logs.std().exp():.3f}; "
-          f"truth within ±2 predictive std: {sum(within) / len(within):.3f}; "
-          f"CRPS default {sum(r['crps_default'] for r in rows) / len(rows):.4f} vs reference "
-          f"{sum(r['crps_reference'] for r in rows) / len(rows):.4f}")
+          f"truth within ±2 predictive std: {sum(r['within_2_predictive_std'] for r in rows) / len(rows):.3f}")
+    for name in rows[0]["scores"]:
+        means = {k: sum(r["scores"][name][k] for r in rows) / len(rows) for k in rows[0]["scores"][name]}
+        print(f"{name:>12}: " + ", ".join(f"{k} {v:.4f}" for k, v in means.items()))
+    if args.json is not None:
+        args.json.parent.mkdir(parents=True, exist_ok=True)
+        args.json.write_text(json.dumps({"args": vars(args) | {"json": str(args.json)}, "rows": rows}, indent=1))
 
 
 if __name__ == "__main__":

@@ -1,4 +1,4 @@
-"""CRPS against its closed forms and a numerical integral; the 95 % summaries."""
+"""CRPS against its closed forms and a numerical integral; the energy score; the 95 % summaries."""
 
 from __future__ import annotations
 
@@ -7,7 +7,9 @@ import math
 import pytest
 import torch
 
-from cogenerate.evaluation.scores import Z_95, crps_ensemble, crps_gaussian_mixture, expected_absolute, summarise
+from cogenerate.evaluation.scores import (
+    Z_95, crps_ensemble, crps_gaussian_mixture, energy_score, expected_absolute, summarise,
+)
 
 
 def _normal_cdf(x: torch.Tensor) -> torch.Tensor:
@@ -66,6 +68,33 @@ def test_crps_per_image_noise_and_shapes() -> None:
     assert float(value[1, 0, 0, 0]) == pytest.approx(math.sqrt(2 / math.pi) - 1 / math.sqrt(math.pi), rel=1e-9)
     with pytest.raises(ValueError, match="do not fit"):
         crps_gaussian_mixture(samples, torch.zeros(2, 2), 1.0, torch.zeros(2, 1, 2, 2))
+
+
+def test_energy_score_by_hand_and_in_one_dimension() -> None:
+    # two equal-weight points (0, 0) and (3, 4) at y = (0, 0): ½·0 + ½·5 − ½·(2·¼·5) = 1.25
+    points = torch.tensor([[[0.0, 0.0], [3.0, 4.0]]])
+    value = energy_score(points, torch.log(torch.tensor([[0.5, 0.5]])), torch.zeros(1, 2))
+    assert value.tolist() == pytest.approx([1.25])
+    # in one dimension it is the CRPS
+    rng = torch.Generator().manual_seed(0)
+    samples, truth = torch.randn(3, 5, 1, generator=rng), torch.randn(3, 1, generator=rng)
+    log_weights = torch.log_softmax(torch.randn(3, 5, generator=rng), dim=1)
+    assert energy_score(samples, log_weights, truth).tolist() == pytest.approx(
+        crps_ensemble(samples, log_weights, truth).flatten().tolist(), rel=1e-9)
+    with pytest.raises(ValueError, match="do not fit"):
+        energy_score(samples, log_weights[:, :4], truth)
+
+
+def test_energy_score_prefers_the_true_joint_over_independent_marginals() -> None:
+    # truth ~ N(0, [[1, .95], [.95, 1]]): ensembles from the true joint beat ensembles with the
+    # same marginals but independent coordinates, on average over many truths
+    rng = torch.Generator().manual_seed(1)
+    chol = torch.linalg.cholesky(torch.tensor([[1.0, 0.95], [0.95, 1.0]], dtype=torch.float64))
+    truth = torch.randn(2000, 2, generator=rng, dtype=torch.float64) @ chol.T
+    joint = torch.randn(2000, 64, 2, generator=rng, dtype=torch.float64) @ chol.T
+    independent = torch.randn(2000, 64, 2, generator=rng, dtype=torch.float64)
+    uniform = torch.full((2000, 64), -math.log(64), dtype=torch.float64)
+    assert energy_score(joint, uniform, truth).mean() < energy_score(independent, uniform, truth).mean() - 0.02
 
 
 def test_summaries_are_normal_intervals_over_finite_values() -> None:
