@@ -21,7 +21,10 @@ images with the top half hidden, the shipped DCGAN. For each image:
 
     python benchmarks/default_spread.py --images 20 --budget 300 --ref-chains 1024 --ref-budget 1500
 
-Prints one row per image and the geometric mean and spread of the ratios.
+Prints one row per image and the geometric mean and spread of the ratios. ``--figure PATH``
+draws, for the first ``--figure-images`` images, one row each: the observed half, the truth, the
+default's and the reference's std maps (black 0, white ≥ ``STD_WHITE``), then
+``FIGURE_DRAWS`` of the default's completions and as many of the reference's, drawn by weight.
 """
 
 from __future__ import annotations
@@ -37,8 +40,18 @@ from cogenerate.data.images import load_dataset
 from cogenerate.data.masks import top_half
 from cogenerate.evaluation.scores import crps_ensemble, energy_score
 from cogenerate.models.pretrained import load_pretrained
+from cogenerate.plotting import hidden_as_grey, save_image_grid
 
 SUBSAMPLES = 50  # draws of 16 reference particles: the ratio's spread and the reference's best-of-K
+FIGURE_DRAWS = 6  # completions per method in a figure row
+STD_WHITE = 0.4  # a std map's white
+
+
+def std_map(completions: torch.Tensor, weights: torch.Tensor) -> torch.Tensor:
+    """The weighted per-pixel std of ``(C, 1, H, W)`` completions, as an image in ``[-1, 1]``."""
+    mean = (weights[:, None, None, None] * completions).sum(0)
+    std = (weights[:, None, None, None] * (completions - mean).pow(2)).sum(0).sqrt()
+    return (2 * std / STD_WHITE - 1).clamp(-1, 1)
 
 
 def scores(completions: torch.Tensor, log_weights: torch.Tensor, truth: torch.Tensor, hidden: torch.Tensor) -> dict:
@@ -110,6 +123,8 @@ def main() -> None:
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--threads", type=int, default=1)
     parser.add_argument("--json", type=Path, default=None, help="write the rows here")
+    parser.add_argument("--figure", type=Path, default=None, help="write the completions' figure here (PNG)")
+    parser.add_argument("--figure-images", type=int, default=6)
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
     method = parse(args.method)
@@ -120,7 +135,7 @@ def main() -> None:
     index = torch.randperm(len(test), generator=rng)[: args.images].tolist()
     mask = top_half(1, 28)[0]
     hidden = mask[0] == 0
-    ratios, rows = [], []
+    ratios, rows, figure = [], [], []
     for i in index:
         x = test[i : i + 1]
         noise_std = args.noise_std if args.noise_std == "auto" else float(args.noise_std)
@@ -165,15 +180,26 @@ def main() -> None:
         row["scores"] = {name: {k: round(v, 4) for k, v in values.items()} for name, values in row["scores"].items()}
         rows.append(row)
         print(json.dumps(row), flush=True)
+        if args.figure is not None and len(figure) < args.figure_images:
+            drawn = torch.multinomial(weights, FIGURE_DRAWS, replacement=True, generator=g)
+            shown = torch.multinomial(out.weights[0], FIGURE_DRAWS, replacement=False, generator=g) \
+                if int((out.weights[0] > 0).sum()) >= FIGURE_DRAWS else torch.arange(FIGURE_DRAWS)
+            figure.append(torch.cat([hidden_as_grey(x, mask), x, std_map(out.completions[0], out.weights[0])[None],
+                                     std_map(ref["completions"], weights)[None], out.completions[0, shown],
+                                     ref["completions"][drawn]]))
     logs = torch.tensor(ratios).log()
     print(f"\ngeometric mean ratio {logs.mean().exp():.3f}, geometric sd {logs.std().exp():.3f}; "
           f"truth within ±2 predictive std: {sum(r['within_2_predictive_std'] for r in rows) / len(rows):.3f}")
     for name in rows[0]["scores"]:
         means = {k: sum(r["scores"][name][k] for r in rows) / len(rows) for k in rows[0]["scores"][name]}
         print(f"{name:>12}: " + ", ".join(f"{k} {v:.4f}" for k, v in means.items()))
+    if figure:
+        per_row = figure[0].shape[0]
+        print(f"wrote {save_image_grid(torch.cat(figure), args.figure, nrow=per_row, scale=3)}")
     if args.json is not None:
         args.json.parent.mkdir(parents=True, exist_ok=True)
-        args.json.write_text(json.dumps({"args": vars(args) | {"json": str(args.json)}, "rows": rows}, indent=1))
+        settings = {k: str(v) if isinstance(v, Path) else v for k, v in vars(args).items()}
+        args.json.write_text(json.dumps({"args": settings, "rows": rows}, indent=1))
 
 
 if __name__ == "__main__":
