@@ -81,6 +81,8 @@ def test_energy_score_by_hand_and_in_one_dimension() -> None:
     log_weights = torch.log_softmax(torch.randn(3, 5, generator=rng), dim=1)
     assert energy_score(samples, log_weights, truth).tolist() == pytest.approx(
         crps_ensemble(samples, log_weights, truth).flatten().tolist(), rel=1e-9)
+    assert energy_score(samples[..., 0], log_weights, truth[:, 0]).tolist() == pytest.approx(
+        energy_score(samples, log_weights, truth).tolist())  # scalar observations
     with pytest.raises(ValueError, match="do not fit"):
         energy_score(samples, log_weights[:, :4], truth)
 

@@ -119,8 +119,8 @@ def energy_score(samples: Tensor, log_weights: Tensor, truth: Tensor) -> Tensor:
     if samples.dim() < 2 or samples.shape[:2] != log_weights.shape or truth.shape != (samples.shape[0], *samples.shape[2:]):
         raise ValueError(f"samples (B, C, *S) {tuple(samples.shape)}, log_weights (B, C) {tuple(log_weights.shape)} "
                          f"and truth (B, *S) {tuple(truth.shape)} do not fit together")
-    x = samples.flatten(2).to(torch.float64)
+    x = samples.reshape(*samples.shape[:2], -1).to(torch.float64)  # (B, C, S), S = 1 for scalars
     w = log_weights.to(x).exp()
-    first = (w * (x - truth.flatten(1).to(x).unsqueeze(1)).norm(dim=-1)).sum(1)
+    first = (w * (x - truth.reshape(truth.shape[0], 1, -1).to(x)).norm(dim=-1)).sum(1)
     pair = (w.unsqueeze(2) * w.unsqueeze(1) * torch.cdist(x, x)).sum((1, 2))
     return first - 0.5 * pair
