@@ -54,6 +54,10 @@ if BROWSER is None or DRIVER is None:
 
 STARTUP_SECONDS = 90  # importing Gradio and torch on a busy machine
 RUN_SECONDS = 60
+# Polish steps of the watched run: enough that the sampler itself runs for several of the page's
+# snapshot intervals (0.25 s), so a live update shows on a fast machine too (with 20 steps the
+# sampler ended before the first one on one CI run).
+RUN_STEPS = 300
 
 
 def _free_port() -> int:
@@ -196,7 +200,7 @@ def test_upload_draw_run_cancel_and_the_json_matches_cogen_complete(server: tupl
     _set_number(browser, "chains", 4)
     _set_number(browser, "budget", 0)
     browser.find_element(By.XPATH, "//button[contains(., 'More options')]").click()
-    _set_number(browser, "steps", 20)
+    _set_number(browser, "steps", RUN_STEPS)
     browser.find_element(By.XPATH, "//button[contains(., 'More options')]").click()
     browser.find_element(By.ID, "run").click()
 
@@ -225,7 +229,7 @@ def test_upload_draw_run_cancel_and_the_json_matches_cogen_complete(server: tupl
     (tmp_path / "mask.png").write_bytes(_download(links["mask.png"]))
     hidden = int((np.asarray(Image.open(tmp_path / "mask.png")) < 128).sum())
     assert page["mask"].startswith("file:") and page["hidden_pixels"] == hidden and 20 < hidden < 28 * 28 // 2
-    assert (page["chains"], page["steps"], page["seed"], page["budget"]) == (4, 20, 0, None)
+    assert (page["chains"], page["steps"], page["seed"], page["budget"]) == (4, RUN_STEPS, 0, None)
 
     # the same run from the command line the report names
     argv = shlex.split(page["command"])[1:]
