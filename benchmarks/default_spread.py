@@ -103,7 +103,7 @@ def parse(spec: str):
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--images", type=int, default=20)
-    parser.add_argument("--budget", type=int, default=300)
+    parser.add_argument("--budget", type=int, default=300, help="gradients per chain; 0 for no cap (complete()'s default)")
     parser.add_argument("--chains", type=int, default=16)
     parser.add_argument("--method", default="smc-polish", help="name, or name{json options}")
     parser.add_argument("--compare", default="gd-best",
@@ -126,6 +126,7 @@ def main() -> None:
     parser.add_argument("--figure", type=Path, default=None, help="write the completions' figure here (PNG)")
     parser.add_argument("--figure-images", type=int, default=6)
     args = parser.parse_args()
+    args.budget = args.budget or None
     torch.set_num_threads(args.threads)
     method = parse(args.method)
     compared = {spec: parse(spec) for spec in args.compare.split(";") if spec}
@@ -169,7 +170,7 @@ def main() -> None:
 
         ratio = default_std / ref_std
         ratios.append(ratio)
-        row = {"image": i, "sigma": round(sigma, 4), "default_std": round(default_std, 4), "reference_std": round(ref_std, 4),
+        row = {"image": i, "sigma": round(sigma, 4), "grad_evals": int(out.grad_evals), "default_std": round(default_std, 4), "reference_std": round(ref_std, 4),
                "ratio": round(ratio, 3), "subsample_ratio_p10_p90": [round(float(sub_ratios.quantile(q)), 3) for q in (0.1, 0.9)],
                "within_2_predictive_std": round(inside, 3),
                "scores": {"default": scored(out), "reference": ref_scores}}

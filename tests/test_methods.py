@@ -80,6 +80,26 @@ def test_rejuvenate_spends_the_smc_share_on_moves_and_the_rest_on_the_polish():
     assert polish_steps(False) > 100 + 5  # β = 1 came early; the rest went to the polish
 
 
+def test_without_a_budget_rejuvenate_steps_go_to_moves_and_the_samples_stay_the_posterior():
+    """No budget: SMC tempers to its end, then ``rejuvenate_steps`` gradients of moves (rounded
+    up to whole moves), then ``polish_steps``; the moved particles are still the posterior's."""
+    p = make_linear_gaussian()
+    smc = cg.SMC(leapfrog=5, candidates=100)
+
+    def run(**settings):
+        return cg.complete(p.generator, p.observed, p.mask, method=cg.SMCPolish(smc=smc, polish_steps=7, **settings),
+                           chains=8, noise_std=p.sigma)
+
+    plain, moved = run(rejuvenate=False), run(rejuvenate_steps=23)
+    assert plain.info.polish.steps == moved.info.polish.steps == 7
+    assert moved.grad_evals - plain.grad_evals == 25  # 23 gradients: five moves of 5 leapfrog steps
+    assert run(rejuvenate_steps=0).grad_evals == plain.grad_evals
+    observed = p.observed[:1].expand(20, -1)  # 20 replicates: the test's standard errors are themselves estimates
+    out = cg.complete(p.generator, observed, p.mask, method="smc-polish", chains=400, noise_std=p.sigma)
+    assert out.grad_evals > cg.SMCPolish().rejuvenate_steps + cg.SMCPolish().polish_steps
+    _assert_posterior_and_evidence(out, p)
+
+
 def test_smc_polish_refit_reaches_the_exact_fit_of_an_in_range_target():
     """An observation the generator reproduces exactly (4 observed values, 3 latent dims), at a
     given σ = 0.5: the polish with ``refit_below`` ends on the exact fit, the polish at σ at the
