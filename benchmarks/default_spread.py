@@ -12,8 +12,8 @@ images with the top half hidden, the shipped DCGAN. For each image:
 - the ratio default / reference of the mean std, and the spread of that ratio one gets from
   16 particles drawn from the reference itself (what 16 chains can do at best);
 - target 4, for the default, each ``--compare`` method (gd-best's restarts: the same chains and
-  budget) and the reference, over the hidden pixels of each one's weighted completions: the
-  CRPS (per pixel) and the energy score (the whole hidden vector), both proper scoring rules
+  budget, or with ``--budget 0`` the gradients the default spent) and the reference, over the
+  hidden pixels of each one's weighted completions: the CRPS (per pixel) and the energy score (the whole hidden vector), both proper scoring rules
   that reward accuracy and honest spread together (lower is better;
   :mod:`cogenerate.evaluation.scores`), the point estimate's hidden MSE, and the best-of-K
   hidden MSE (the best of the method's 16 completions; for the reference, the mean over 50
@@ -166,6 +166,7 @@ def main() -> None:
         def scored(result: cg.Completion) -> dict:
             row = scores(result.completions[0], result.log_weights[0], x[0], hidden)
             row["mse"] = float((result.estimate[0] - x[0])[0][hidden].pow(2).mean())
+            row["mean_mse"] = float((result.mean[0] - x[0])[0][hidden].pow(2).mean())
             return row
 
         ratio = default_std / ref_std
@@ -175,8 +176,8 @@ def main() -> None:
                "within_2_predictive_std": round(inside, 3),
                "scores": {"default": scored(out), "reference": ref_scores}}
         for spec, settings in compared.items():
-            other = cg.complete(generator, x, mask, method=settings, chains=args.chains, max_grad_evals=args.budget,
-                                seed=args.seed + i, noise_std=noise_std)
+            other = cg.complete(generator, x, mask, method=settings, chains=args.chains, seed=args.seed + i,
+                                max_grad_evals=args.budget or int(out.grad_evals), noise_std=noise_std)
             row["scores"][spec] = scored(other)
         row["scores"] = {name: {k: round(v, 4) for k, v in values.items()} for name, values in row["scores"].items()}
         rows.append(row)

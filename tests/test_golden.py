@@ -66,7 +66,7 @@ def _tiny_dcgan():
 
 
 # name -> (problem, complete() keyword arguments). Method settings are given as settings objects.
-# smc-polish is pinned to restart_fraction=0.0, rejuvenate=False and refit_below=0.0, its
+# smc-polish is pinned to restart_fraction=0.0, rejuvenate=False, refit_below=0.0 and estimate="best", its
 # behaviour before the issue "A default that wins in every regime" changed these defaults on purpose.
 def _cases():
     yield "lg-ais", "lg", dict(method=cg.AIS(schedule="sigmoid", step_size=0.1), steps=6, leapfrog=3)
@@ -78,8 +78,8 @@ def _cases():
     yield "lg-gd", "lg", dict(method=cg.GD(lr=0.05), steps=7)
     yield "lg-gd-best", "lg", dict(method=cg.GDBest(candidates=50), steps=5)
     yield "lg-yeh", "lg", dict(method="yeh", steps=5, critic=1.0)
-    yield "lg-smc-polish", "lg", dict(method=cg.SMCPolish(smc=cg.SMC(leapfrog=5, candidates=50), restart_fraction=0.0, rejuvenate=False, refit_below=0.0), leapfrog=2, max_grad_evals=30)
-    yield "dc-smc-polish", "dc", dict(method=cg.SMCPolish(smc=cg.SMC(leapfrog=5, candidates=30), restart_fraction=0.0, rejuvenate=False, refit_below=0.0), leapfrog=2, max_grad_evals=20)
+    yield "lg-smc-polish", "lg", dict(method=cg.SMCPolish(smc=cg.SMC(leapfrog=5, candidates=50), restart_fraction=0.0, rejuvenate=False, refit_below=0.0, estimate="best"), leapfrog=2, max_grad_evals=30)
+    yield "dc-smc-polish", "dc", dict(method=cg.SMCPolish(smc=cg.SMC(leapfrog=5, candidates=30), restart_fraction=0.0, rejuvenate=False, refit_below=0.0, estimate="best"), leapfrog=2, max_grad_evals=20)
     yield "dc-ais", "dc", dict(method="ais", steps=3, leapfrog=2, noise_std=0.2)
     yield "dc-gd-best", "dc", dict(method=cg.GDBest(candidates=20), steps=4)
     yield "dc-yeh", "dc", dict(method="yeh", steps=3, critic=1.0)

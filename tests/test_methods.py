@@ -1,3 +1,4 @@
+import pytest
 import torch
 
 import cogenerate as cg
@@ -117,3 +118,45 @@ def test_smc_polish_refit_reaches_the_exact_fit_of_an_in_range_target():
 
     assert (polished(0.0) - z_true.unsqueeze(1)).abs().amax(dim=(1, 2)).min() > 0.01
     torch.testing.assert_close(polished(1.0), z_true.unsqueeze(1).expand(-1, 4, -1), atol=2e-3, rtol=0)
+
+
+def test_smc_polish_estimate_is_the_polished_mean_unless_a_fit_is_exact():
+    """``estimate="mean"``: the equal-weight mean of the polished chains' completions, except
+    where the best of them reproduces the observed part exactly, which is then the estimate."""
+    p = make_linear_gaussian(x_dim=8)
+    z_true = torch.randn(2, 3, generator=torch.Generator().manual_seed(5), dtype=torch.float64)
+    exact = p.generator(z_true).detach()
+    observed = torch.cat([exact[:1], p.observed[1:2]])  # row 0 in range, row 1 noisy
+    hidden = ~p.mask.bool()
+
+    def run(estimate, budget):
+        settings = cg.SMCPolish(smc=cg.SMC(leapfrog=5, candidates=100), lr=0.05, refit_below=1.0, estimate=estimate)
+        return cg.complete(p.generator, observed, p.mask, method=settings, chains=4, noise_std=0.5, max_grad_evals=budget)
+
+    out, best = run("mean", 1000), run("best", 1000)
+    assert out.diagnostics["exact_fit"].tolist() == [True, False]
+    torch.testing.assert_close(out.estimate[0], best.estimate[0])  # the exact fit
+    torch.testing.assert_close(out.estimate[0, hidden], exact[0, hidden], atol=2e-3, rtol=0)
+    # A short polish, so that the chains still differ: the mean, not the best of them.
+    out, best = run("mean", 40), run("best", 40)
+    assert out.diagnostics["exact_fit"].tolist() == [False, False]
+    polished = p.generator(out.info.polished_latents).detach()  # (B, C, x)
+    assert (polished[1] - polished[1, :1]).abs().amax() > 0.05
+    torch.testing.assert_close(out.estimate[:, hidden], polished.mean(1)[:, hidden])
+    assert (out.estimate[1] - best.estimate[1]).abs().amax() > 0.01
+    with pytest.raises(ValueError, match="estimate must be"):
+        cg.SMCPolish(estimate="median")
+
+
+def test_misfit_scale_is_the_rms_residual_over_sigma_for_gaussian_noise():
+    from cogenerate.api import make_posterior
+    from cogenerate.baselines.gradient import misfit_scale
+
+    p = make_linear_gaussian(x_dim=8)
+    posterior = make_posterior(p.generator, p.observed, p.mask, noise_std=0.5)
+    x = p.observed.unsqueeze(1) + torch.tensor([0.0, 0.1], dtype=torch.float64).reshape(1, 2, 1)
+    ratio = misfit_scale(posterior, posterior.log_likelihood_of_samples(x))
+    torch.testing.assert_close(ratio, torch.tensor([[0.0, 0.2], [0.0, 0.2]], dtype=torch.float64))
+    # tempered by β = 0.25 the scale doubles, so the same residual is half as large a share of it
+    torch.testing.assert_close(misfit_scale(posterior, posterior.log_likelihood_of_samples(x), torch.full((2,), 0.25, dtype=torch.float64)),
+                               torch.tensor([[0.0, 0.1], [0.0, 0.1]], dtype=torch.float64))

@@ -158,6 +158,17 @@ def gradient_descent(
     )
 
 
+def misfit_scale(posterior: Posterior, log_likelihood: Tensor, likelihood_weight: float | Tensor = 1.0) -> Tensor:
+    """ŝ/s of each ``(B, C)`` log-likelihood: the noise scale its residual implies, over the
+    (tempered) scale s (for Gaussian noise, the root mean squared residual over s); 0 at an
+    exact fit. The measure of :func:`gradient_descent`'s ``refit_below``."""
+    noise, count = posterior.noise, posterior.observed_count.unsqueeze(1)
+    weight = torch.as_tensor(likelihood_weight, device=log_likelihood.device, dtype=log_likelihood.dtype)
+    weight = weight.reshape(-1, 1) if weight.dim() else weight
+    misfit = weight * (noise.log_normaliser(posterior.observed_count).unsqueeze(1) - log_likelihood)
+    return (misfit.clamp_min(0) / (count * noise.power)).pow(noise.power)
+
+
 def _descent_objective(posterior: Posterior, weight: Tensor, prior_weight: float, refit_below: float):
     """``Evaluation -> (objective (B, C), its gradient (B, C, D))`` of :func:`gradient_descent`."""
     def fixed(evaluation: Evaluation) -> tuple[Tensor, Tensor]:
