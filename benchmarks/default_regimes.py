@@ -185,7 +185,7 @@ def main() -> None:
         table(args.files)
         return
     torch.set_num_threads(args.threads)
-    methods = [m for m in args.methods.split(";" if "{" in args.methods else ",") if m]
+    methods = [m for m in args.methods.split(";" if ";" in args.methods or "{" in args.methods else ",") if m]
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     for kind in args.targets.split(","):
