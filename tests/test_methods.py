@@ -139,10 +139,11 @@ def test_smc_polish_estimate_is_the_polished_mean_unless_a_fit_is_exact():
     torch.testing.assert_close(out.estimate[0, hidden], exact[0, hidden], atol=2e-3, rtol=0)
     # A short polish, so that the chains still differ: the mean, not the best of them.
     out, best = run("mean", 40), run("best", 40)
-    assert out.diagnostics["exact_fit"].tolist() == [False, False]
+    assert not out.diagnostics["exact_fit"][1]
+    assert out.diagnostics["best_misfit"][1] > 0.1  # the noisy row: residual ≈ σ
     polished = p.generator(out.info.polished_latents).detach()  # (B, C, x)
     assert (polished[1] - polished[1, :1]).abs().amax() > 0.05
-    torch.testing.assert_close(out.estimate[:, hidden], polished.mean(1)[:, hidden])
+    torch.testing.assert_close(out.estimate[1, hidden], polished[1].mean(0)[hidden])
     assert (out.estimate[1] - best.estimate[1]).abs().amax() > 0.01
     with pytest.raises(ValueError, match="estimate must be"):
         cg.SMCPolish(estimate="median")
