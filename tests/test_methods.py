@@ -161,3 +161,15 @@ def test_misfit_scale_is_the_rms_residual_over_sigma_for_gaussian_noise():
     # tempered by β = 0.25 the scale doubles, so the same residual is half as large a share of it
     torch.testing.assert_close(misfit_scale(posterior, posterior.log_likelihood_of_samples(x), torch.full((2,), 0.25, dtype=torch.float64)),
                                torch.tensor([[0.0, 0.1], [0.0, 0.1]], dtype=torch.float64))
+
+
+def test_no_fit_is_exact_where_z_has_as_many_dimensions_as_observed_values():
+    """3 observed values, 3 latent dimensions: every observation has an exact fit, so reaching
+    one says nothing, and the estimate stays the polished chains' mean."""
+    p = make_linear_gaussian()  # x_dim 6, half observed
+    z_true = torch.randn(2, 3, generator=torch.Generator().manual_seed(5), dtype=torch.float64)
+    settings = cg.SMCPolish(smc=cg.SMC(leapfrog=5, candidates=100), lr=0.05, prior_weight=0.0)
+    out = cg.complete(p.generator, p.generator(z_true).detach(), p.mask, method=settings, chains=4, noise_std=0.5,
+                      max_grad_evals=1000)
+    assert (out.diagnostics["best_misfit"] < settings.exact_below).all()
+    assert not out.diagnostics["exact_fit"].any()

@@ -338,7 +338,8 @@ class SMCPolish(MethodSettings):
             does not need to know which basin is right.
         exact_below: r; a polished fit whose residual implies a noise scale below r·σ*
             (:func:`~cogenerate.baselines.gradient.misfit_scale`) is exact: the generator
-            reproduces the observed part, and that fit is the estimate. 0.03, by measurement
+            reproduces the observed part, and that fit is the estimate (never where no more
+            values are observed than z has dimensions, as for ``refit_below``). 0.03, by measurement
             (8 × 300): the best fits of in-range targets that were recovered ended below
             0.016·σ* (64×64, latent 512) and 0.001·σ* (28×28); every other best fit, at
             0.048·σ* or above.
@@ -414,8 +415,7 @@ class SMCPolish(MethodSettings):
         )
         points, misfit, exact = polished.samples, None, None
         if self.estimate == "mean":
-            points, misfit = self._mean_or_exact(posterior, points, sampled.info.likelihood_weight)
-            exact = misfit < self.exact_below
+            points, misfit, exact = self._mean_or_exact(posterior, points, sampled.info.likelihood_weight)
         return sampled._replace(
             grad_evals=sampled.grad_evals + polished.grad_evals,
             point_samples=points,
@@ -425,18 +425,20 @@ class SMCPolish(MethodSettings):
         )
 
     def _mean_or_exact(self, posterior: Posterior, points: torch.Tensor,
-                       likelihood_weight: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+                       likelihood_weight: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
         """``(B, 1, *x)`` the estimate from ``(B, C, *x)`` polished chains: their mean over the
-        finite ones, or the best fit where it is exact; and the best fit's misfit, ``(B,)``."""
+        finite ones, or the best fit where it is exact; the best fit's misfit and whether it is
+        exact, ``(B,)`` each. No fit is exact where no more values are observed than z has
+        dimensions: every such observation has one."""
         fit = torch.nan_to_num(posterior.log_likelihood_of_samples(points), nan=-torch.inf)
         best_fit, best = fit.max(1)
         misfit = misfit_scale(posterior, best_fit.unsqueeze(1), likelihood_weight)[:, 0]
-        exact = misfit < self.exact_below
+        exact = (misfit < self.exact_below) & (posterior.observed_count > posterior.latent_dim)
         finite = torch.isfinite(fit).to(points.dtype).reshape(*fit.shape, *([1] * (points.dim() - 2)))
         mean = (finite * torch.nan_to_num(points)).sum(1) / finite.sum(1).clamp_min(1)
         chosen = points[torch.arange(points.shape[0], device=points.device), best]
         shape = (-1, *([1] * (points.dim() - 2)))
-        return torch.where(exact.reshape(shape), chosen, mean).unsqueeze(1), misfit
+        return torch.where(exact.reshape(shape), chosen, mean).unsqueeze(1), misfit, exact
 
 
 METHODS: dict[str, type[MethodSettings]] = {}
