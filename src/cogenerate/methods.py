@@ -310,9 +310,9 @@ class SMCPolish(MethodSettings):
         rejuvenate_steps: gradient evaluations per chain of those moves when no budget is
             given (SMC then tempers to its end, and ``polish_steps`` follow the moves). 200,
             by measurement (docs/benchmarks.md §7, "Target 2 without a budget"): without them
-            the last resampling leaves near-copies (on 20 held-out top halves, 0.24 of the
-            reference's spread, one image's 16 completions identical); 200 gradients of
-            moves give 0.73–0.78.
+            the last resampling leaves near-copies (on 20 held-out top halves, 0.46 of a
+            reference's spread on 19, the 20th's 16 completions identical); 200 gradients
+            of moves give 0.73–0.78.
         restart_fraction: share of the polished chains that start from the best-fitting of
             SMC's candidate draws (gd-best's starts, no extra draws) instead of SMC's
             particles: a hedge for when SMC's particles all sit in one wrong basin. Half, by
@@ -339,8 +339,8 @@ class SMCPolish(MethodSettings):
         exact_below: r; a polished fit whose residual implies a noise scale below r·σ*
             (:func:`~cogenerate.baselines.gradient.misfit_scale`) is exact: the generator
             reproduces the observed part, and that fit is the estimate (never where no more
-            values are observed than z has dimensions, as for ``refit_below``). 0.03, by measurement
-            (8 × 300): the best fits of in-range targets that were recovered ended below
+            values are observed than z has dimensions, as for ``refit_below``). 0.03, by
+            measurement (8 × 300): the best fits of in-range targets that were recovered ended below
             0.016·σ* (64×64, latent 512) and 0.001·σ* (28×28); every other best fit, at
             0.048·σ* or above.
     """
