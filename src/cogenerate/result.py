@@ -53,7 +53,7 @@ class SamplerOutput(NamedTuple):
     log_evidence: Tensor  # (B,), nan where the method has none
     grad_evals: int  # generator gradient evaluations per chain
     info: Any  # the method's own typed info (a NamedTuple with a ``diagnostics()`` export)
-    # Optimised points for the point estimate (best fit), when they differ from the samples.
+    # Points the estimate is chosen from (the best fit among them), when they differ from the samples.
     point_samples: Tensor | None = None  # (B, K, *x_shape)
     # The noise model the method actually used (None: the target's), and its scale per
     # observation (None: the model's scale for every observation).
@@ -78,7 +78,8 @@ class Completion:
         completions: ``(B, C, *x_shape)`` ``mask·observed + (1−mask)·samples`` (equal to
             ``samples`` for operators other than a mask).
         estimate: ``(B, *x_shape)`` the method's point estimate with the observed part
-            pasted in: the weighted posterior mean for samplers, the best fit for descent.
+            pasted in: the weighted posterior mean for samplers, the best fit for descent,
+            the polished chains' mean (or an exact fit) for the default, ``smc-polish``.
         latents: ``(B, C, D)``.
         log_weights: ``(B, C)`` normalised importance log-weights (logsumexp over C is 0).
         log_evidence: ``(B,)`` estimate of log p(x_o); nan for methods without one.
