@@ -5,10 +5,11 @@
 """
 
 from cogenerate.api import complete
-from cogenerate.methods import AIS, GD, SMC, GDBest, MethodSettings, SMCPolish, Yeh
+from cogenerate.methods import AIS, GD, SMC, GDBest, MethodSettings, Yeh
 from cogenerate.models.base import GenerativeModel
 from cogenerate.operators import Downsample, Mask
 from cogenerate.result import Completion, Step
+from cogenerate.smc_polish import SMCPolish
 
 __all__ = [
     "complete", "Completion", "Step", "GenerativeModel",

@@ -53,7 +53,8 @@ from typing import TYPE_CHECKING, Any
 import torch
 from torch import Tensor, distributions
 
-from cogenerate.methods import MethodSettings, SMCPolish
+from cogenerate.methods import MethodSettings
+from cogenerate.smc_polish import SMCPolish
 from cogenerate.operators import Mask
 
 if TYPE_CHECKING:

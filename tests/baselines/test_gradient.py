@@ -2,7 +2,7 @@ import torch
 
 import cogenerate as cg
 from cogenerate.api import make_posterior
-from cogenerate.baselines.gradient import best_of_prior, gradient_descent
+from cogenerate.baselines.gradient import best_of_prior, gradient_descent, misfit_scale
 from tests.conftest import linear_gaussian_posterior, make_linear_gaussian
 
 
@@ -93,3 +93,14 @@ def test_refit_below_is_off_where_every_observation_has_an_exact_fit():
     out = gradient_descent(post, chains=2, rng=torch.Generator().manual_seed(0), steps=3000, lr=0.05,
                            prior_weight=1.0, refit_below=1.0)
     torch.testing.assert_close(out.latents, p.mean.unsqueeze(1).expand(-1, 2, -1), atol=1e-3, rtol=0)
+
+
+def test_misfit_scale_is_the_rms_residual_over_sigma_for_gaussian_noise():
+    p = make_linear_gaussian(x_dim=8)
+    posterior = make_posterior(p.generator, p.observed, p.mask, noise_std=0.5)
+    x = p.observed.unsqueeze(1) + torch.tensor([0.0, 0.1], dtype=torch.float64).reshape(1, 2, 1)
+    ratio = misfit_scale(posterior, posterior.log_likelihood_of_samples(x))
+    torch.testing.assert_close(ratio, torch.tensor([[0.0, 0.2], [0.0, 0.2]], dtype=torch.float64))
+    # tempered by β = 0.25 the scale doubles, so the same residual is half as large a share of it
+    torch.testing.assert_close(misfit_scale(posterior, posterior.log_likelihood_of_samples(x), torch.full((2,), 0.25, dtype=torch.float64)),
+                               torch.tensor([[0.0, 0.1], [0.0, 0.1]], dtype=torch.float64))

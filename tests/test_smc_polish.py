@@ -149,20 +149,6 @@ def test_smc_polish_estimate_is_the_polished_mean_unless_a_fit_is_exact():
         cg.SMCPolish(estimate="median")
 
 
-def test_misfit_scale_is_the_rms_residual_over_sigma_for_gaussian_noise():
-    from cogenerate.api import make_posterior
-    from cogenerate.baselines.gradient import misfit_scale
-
-    p = make_linear_gaussian(x_dim=8)
-    posterior = make_posterior(p.generator, p.observed, p.mask, noise_std=0.5)
-    x = p.observed.unsqueeze(1) + torch.tensor([0.0, 0.1], dtype=torch.float64).reshape(1, 2, 1)
-    ratio = misfit_scale(posterior, posterior.log_likelihood_of_samples(x))
-    torch.testing.assert_close(ratio, torch.tensor([[0.0, 0.2], [0.0, 0.2]], dtype=torch.float64))
-    # tempered by β = 0.25 the scale doubles, so the same residual is half as large a share of it
-    torch.testing.assert_close(misfit_scale(posterior, posterior.log_likelihood_of_samples(x), torch.full((2,), 0.25, dtype=torch.float64)),
-                               torch.tensor([[0.0, 0.1], [0.0, 0.1]], dtype=torch.float64))
-
-
 def test_no_fit_is_exact_where_z_has_as_many_dimensions_as_observed_values():
     """3 observed values, 3 latent dimensions: every observation has an exact fit, so reaching
     one says nothing, and the estimate stays the polished chains' mean."""
