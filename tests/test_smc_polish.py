@@ -159,3 +159,29 @@ def test_no_fit_is_exact_where_z_has_as_many_dimensions_as_observed_values():
                       max_grad_evals=1000)
     assert (out.diagnostics["best_misfit"] < settings.exact_below).all()
     assert not out.diagnostics["exact_fit"].any()
+
+
+@pytest.mark.parametrize("x_dim", [8, 6])
+def test_the_mean_leaves_out_chains_that_fit_much_worse_than_the_best(x_dim):
+    """The estimate averages the polished chains whose misfit is within ``mean_within`` times the
+    best's (x_dim 8: 4 observed values, 3 latent dimensions), and every chain where z has as
+    many dimensions as values are observed (x_dim 6), since there any chain may fit exactly."""
+    from cogenerate.operators import Gaussian, Mask
+    from cogenerate.posterior import Posterior
+
+    p = make_linear_gaussian(x_dim=x_dim, batch=1)
+    post = Posterior(p.generator, p.observed, Mask(p.mask), Gaussian(0.5), latent_dim=3)
+    observed, hidden = p.mask.bool(), ~p.mask.bool()
+    points = p.observed.unsqueeze(1).repeat(1, 3, 1)  # (1, 3, x_dim)
+    for chain, (residual, fill) in enumerate([(0.1, 1.0), (0.15, 2.0), (0.5, 10.0)]):  # misfits 0.2, 0.3, 1.0 of σ
+        points[0, chain, observed] += residual
+        points[0, chain, hidden] = fill
+    estimate, misfit, exact = cg.SMCPolish()._mean_or_exact(post, points, torch.ones(1, dtype=points.dtype))
+    torch.testing.assert_close(misfit, torch.tensor([0.2], dtype=points.dtype))
+    assert not exact.any()
+    expected = 1.5 if x_dim == 8 else 13 / 3  # chains 0 and 1 (chain 2: 5 × the best's misfit); or all three
+    torch.testing.assert_close(estimate[0, 0, hidden], torch.full((int(hidden.sum()),), expected, dtype=points.dtype))
+    everything = cg.SMCPolish(mean_within=float("inf"))._mean_or_exact(post, points, torch.ones(1, dtype=points.dtype))[0]
+    torch.testing.assert_close(everything[0, 0, hidden], torch.full_like(everything[0, 0, hidden], 13 / 3))
+    with pytest.raises(ValueError, match="mean_within"):
+        cg.SMCPolish(mean_within=0.5)
