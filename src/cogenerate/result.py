@@ -79,7 +79,8 @@ class Completion:
             ``samples`` for operators other than a mask).
         estimate: ``(B, *x_shape)`` the method's point estimate with the observed part
             pasted in: the weighted posterior mean for samplers, the best fit for descent,
-            the polished chains' mean (or an exact fit) for the default, ``smc-polish``.
+            the mean of the polished chains that fit within twice the best's misfit (or an
+            exact fit) for the default, ``smc-polish``.
         latents: ``(B, C, D)``.
         log_weights: ``(B, C)`` normalised importance log-weights (logsumexp over C is 0).
         log_evidence: ``(B,)`` estimate of log p(x_o); nan for methods without one.
