@@ -214,16 +214,16 @@ class SMCPolish(MethodSettings):
     def _mean_or_exact(self, posterior: Posterior, points: torch.Tensor,
                        likelihood_weight: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
         """``(B, 1, *x)`` the estimate from ``(B, C, *x)`` polished chains: the mean over those
-        that fit within ``mean_within`` of the best, or the best fit where it is exact; the best fit's misfit and whether it is
-        exact, ``(B,)`` each. No fit is exact where no more values are observed than z has
-        dimensions: every such observation has one."""
+        that fit within ``mean_within`` of the best, or the best fit where it is exact; the
+        best fit's misfit and whether it is exact, ``(B,)`` each. No fit is exact where no more
+        values are observed than z has dimensions: every such observation has one."""
         fit = torch.nan_to_num(posterior.log_likelihood_of_samples(points), nan=-torch.inf)
         best = fit.argmax(1)
         misfits = misfit_scale(posterior, fit, likelihood_weight)  # (B, C); inf where not finite
         misfit = misfits.gather(1, best.unsqueeze(1))[:, 0]
         identifiable = posterior.observed_count > posterior.latent_dim  # else every observation has exact fits
         exact = (misfit < self.exact_below) & identifiable
-        near = misfits <= self.mean_within * misfit.unsqueeze(1)
+        near = misfits <= self.mean_within * misfit.unsqueeze(1) if math.isfinite(self.mean_within) else fit > -torch.inf
         kept = (torch.isfinite(fit) & (near | ~identifiable.unsqueeze(1))).to(points.dtype)
         kept = kept.reshape(*fit.shape, *([1] * (points.dim() - 2)))
         mean = (kept * torch.nan_to_num(points)).sum(1) / kept.sum(1).clamp_min(1)
