@@ -33,6 +33,7 @@ from pathlib import Path
 import torch
 
 import cogenerate as cg
+from cogenerate import metrics
 from cogenerate.operators import Gaussian, Mask
 from cogenerate.posterior import Posterior
 
@@ -102,13 +103,15 @@ def estimates(cell: dict, rule: str) -> torch.Tensor:
 
 def table(files: list[str]) -> None:
     print("| target | chains × grads | images | rule | mean hidden MSE | pooled ratio vs gd-best | "
-          "Δ MSE (95 % paired) | recovered |")
-    print("|---|---|---|---|---|---|---|---|")
+          "Δ MSE (95 % paired) | Δ SSIM (95 % paired) | recovered |")
+    print("|---|---|---|---|---|---|---|---|---|")
     for file in files:
         cell = torch.load(file)
         truth, hidden = cell["truth"], 1 - cell["mask"].to(cell["truth"]).expand_as(cell["truth"])
         inrange = cell["target"].endswith("inrange") or cell["target"].startswith("dc64")
-        points = {rule: estimates(cell, rule) for rule in RULES}
+        observed = cell["mask"].to(truth)
+        # the observed part pasted in, as complete() does (SSIM runs over the whole image)
+        points = {rule: observed * truth + (1 - observed) * estimates(cell, rule) for rule in RULES}
         # The default's rule, replayed here, gives the estimate complete() returned.
         default = f"within {cg.SMCPolish().mean_within:g}"
         gap = ((points[default] - cell["smc-polish"]["estimate"]) * hidden).abs().max()
@@ -116,13 +119,16 @@ def table(files: list[str]) -> None:
             print(f"warning: {file}: the replayed default differs from complete()'s estimate by {gap:.2e}")
         mse = {rule: ((estimate - truth).pow(2) * hidden).flatten(1).sum(1) / hidden.flatten(1).sum(1)
                for rule, estimate in points.items()}
+        ssim = {rule: metrics.ssim(estimate, truth) for rule, estimate in points.items()}
         base = mse["gd-best"]
         grads = cell["smc-polish"]["grad_evals"]
         for rule, row in mse.items():
             dm, hm = paired(row.tolist(), base.tolist())
+            ds, hs = paired(ssim[rule].tolist(), ssim["gd-best"].tolist())
             recovered = f"{int((row < RECOVERED).sum())}/{len(row)}" if inrange else ""
             print(f"| {cell['target']} | {cell['chains']} × {cell['budget'] or f'none ({grads})'} | {len(row)} | {rule} | "
-                  f"{row.mean():.5f} | {row.sum() / base.sum().clamp_min(1e-12):.3f} | {dm:+.5f} ± {hm:.5f} | {recovered} |")
+                  f"{row.mean():.5f} | {row.sum() / base.sum().clamp_min(1e-12):.3f} | {dm:+.5f} ± {hm:.5f} | "
+                  f"{ds:+.4f} ± {hs:.4f} | {recovered} |")
 
 
 def main() -> None:
