@@ -18,6 +18,7 @@ draws, and ``table`` scores every rule on them, through the default's own code
     python benchmarks/default_estimates.py run --targets fm-box,fm-inrange --chains 8 --budget 300 --images 40
     python benchmarks/default_estimates.py run --targets fm-top-half --budget 0 --images 30   # no budget
     python benchmarks/default_estimates.py table runs/estimates/*.pt
+    python benchmarks/default_estimates.py table --summary runs/estimates/*.pt   # one row per cell
 
 Targets are those of ``default_regimes.py`` with a pixel mask (not sr4). ``--budget 0`` runs the
 default without a budget, as ``cogen complete`` does, and gives gd-best the gradients it spent.
@@ -101,10 +102,18 @@ def estimates(cell: dict, rule: str) -> torch.Tensor:
     return torch.stack(out)
 
 
-def table(files: list[str]) -> None:
-    print("| target | chains × grads | images | rule | mean hidden MSE | pooled ratio vs gd-best | "
-          "Δ MSE (95 % paired) | Δ SSIM (95 % paired) | recovered |")
-    print("|---|---|---|---|---|---|---|---|---|")
+def table(files: list[str], summary: bool = False) -> None:
+    """One row per cell and rule, or with ``summary`` one row per cell: gd-best, the default
+    before (``mean``) and now (``within 2``)."""
+    if summary:
+        print("| target | chains × grads | images | gd-best | gd-best's restarts, mean | default before (mean) | "
+              "**default now** | ratio now | Δ MSE now (95 % paired) | Δ SSIM now (95 % paired) | "
+              "recovered (gd-best / before / now) |")
+        print("|---|---|---|---|---|---|---|---|---|---|---|")
+    else:
+        print("| target | chains × grads | images | rule | mean hidden MSE | pooled ratio vs gd-best | "
+              "Δ MSE (95 % paired) | Δ SSIM (95 % paired) | recovered |")
+        print("|---|---|---|---|---|---|---|---|---|")
     for file in files:
         cell = torch.load(file)
         truth, hidden = cell["truth"], 1 - cell["mask"].to(cell["truth"]).expand_as(cell["truth"])
@@ -122,11 +131,24 @@ def table(files: list[str]) -> None:
         ssim = {rule: metrics.ssim(estimate, truth) for rule, estimate in points.items()}
         base = mse["gd-best"]
         grads = cell["smc-polish"]["grad_evals"]
+        budget = cell["budget"] or f"none ({grads})"
+        if summary:
+            now = mse[default]
+            dm, hm = paired(now.tolist(), base.tolist())
+            ds, hs = paired(ssim[default].tolist(), ssim["gd-best"].tolist())
+            ratio = now.sum() / base.sum().clamp_min(1e-12)
+            recovered = " / ".join(str(int((mse[r] < RECOVERED).sum())) for r in ("gd-best", "mean", default))
+            print(f"| {cell['target']} | {cell['chains']} × {budget} | {len(now)} | {base.mean():.5f} | "
+                  f"{mse['gd-best mean'].mean():.5f} | {mse['mean'].mean():.5f} "
+                  f"({mse['mean'].sum() / base.sum().clamp_min(1e-12):.3f}) | {now.mean():.5f} | "
+                  f"{'**' if dm + hm < 0 else ''}{ratio:.3f}{'**' if dm + hm < 0 else ''} | {dm:+.5f} ± {hm:.5f} | "
+                  f"{ds:+.4f} ± {hs:.4f} | {recovered + f' of {len(now)}' if inrange else ''} |")
+            continue
         for rule, row in mse.items():
             dm, hm = paired(row.tolist(), base.tolist())
             ds, hs = paired(ssim[rule].tolist(), ssim["gd-best"].tolist())
             recovered = f"{int((row < RECOVERED).sum())}/{len(row)}" if inrange else ""
-            print(f"| {cell['target']} | {cell['chains']} × {cell['budget'] or f'none ({grads})'} | {len(row)} | {rule} | "
+            print(f"| {cell['target']} | {cell['chains']} × {budget} | {len(row)} | {rule} | "
                   f"{row.mean():.5f} | {row.sum() / base.sum().clamp_min(1e-12):.3f} | {dm:+.5f} ± {hm:.5f} | "
                   f"{ds:+.4f} ± {hs:.4f} | {recovered} |")
 
@@ -146,9 +168,10 @@ def main() -> None:
     run.add_argument("--out", type=Path, default=Path("runs/estimates"))
     tab = sub.add_parser("table")
     tab.add_argument("files", nargs="+")
+    tab.add_argument("--summary", action="store_true", help="one row per cell: gd-best, the default before and now")
     args = parser.parse_args()
     if args.command == "table":
-        table(args.files)
+        table(args.files, summary=args.summary)
         return
     torch.set_num_threads(args.threads)
     args.out.mkdir(parents=True, exist_ok=True)
