@@ -38,7 +38,7 @@ from cogenerate import metrics
 from cogenerate.operators import Gaussian, Mask
 from cogenerate.posterior import Posterior
 
-from default_regimes import RECOVERED, method_settings, paired, targets
+from default_regimes import RECOVERED, add_cell_arguments, method_settings, paired, table_row, targets
 
 RULES = ("gd-best", "gd-best mean", "best", "mean", "within 1.5", "within 2", "within 3")
 
@@ -145,26 +145,15 @@ def table(files: list[str], summary: bool = False) -> None:
                   f"{ds:+.4f} ± {hs:.4f} | {recovered + f' of {len(now)}' if inrange else ''} |")
             continue
         for rule, row in mse.items():
-            dm, hm = paired(row.tolist(), base.tolist())
-            ds, hs = paired(ssim[rule].tolist(), ssim["gd-best"].tolist())
-            recovered = f"{int((row < RECOVERED).sum())}/{len(row)}" if inrange else ""
-            print(f"| {cell['target']} | {cell['chains']} × {budget} | {len(row)} | {rule} | "
-                  f"{row.mean():.5f} | {row.sum() / base.sum().clamp_min(1e-12):.3f} | {dm:+.5f} ± {hm:.5f} | "
-                  f"{ds:+.4f} ± {hs:.4f} | {recovered} |")
+            print(table_row(cell, rule, row.tolist(), ssim[rule].tolist(), base.tolist(), ssim["gd-best"].tolist(),
+                            inrange=inrange, budget=budget))
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     sub = parser.add_subparsers(dest="command", required=True)
     run = sub.add_parser("run")
-    run.add_argument("--targets", default="fm-box")
-    run.add_argument("--chains", type=int, default=8)
-    run.add_argument("--budget", type=int, default=300, help="gradients per chain; 0: none (complete()'s default)")
-    run.add_argument("--images", type=int, default=40)
-    run.add_argument("--candidates", type=int, default=1000)
-    run.add_argument("--batch", type=int, default=20, help="images per complete() call")
-    run.add_argument("--seed", type=int, default=0)
-    run.add_argument("--threads", type=int, default=1)
+    add_cell_arguments(run, budget_help="gradients per chain; 0: none (complete()'s default)")
     run.add_argument("--out", type=Path, default=Path("runs/estimates"))
     tab = sub.add_parser("table")
     tab.add_argument("files", nargs="+")

@@ -152,6 +152,31 @@ def paired(a: list[float], b: list[float]) -> tuple[float, float]:
     return d.mean().item(), half
 
 
+def table_row(cell: dict, name: str, mse: list[float], ssim: list[float], base_mse: list[float],
+              base_ssim: list[float], *, inrange: bool, budget: object = None, extra: str = "") -> str:
+    """One markdown row: a method's (or rule's) mean hidden MSE, pooled ratio and paired Δ MSE
+    and Δ SSIM against the baseline's, and for in-range targets the recovered count."""
+    dm, hm = paired(mse, base_mse)
+    ds, hs = paired(ssim, base_ssim)
+    ratio = sum(mse) / max(sum(base_mse), 1e-12)
+    recovered = f"{sum(v < RECOVERED for v in mse)}/{len(mse)}" if inrange else ""
+    return (f"| {cell['target']} | {cell['chains']} × {cell['budget'] if budget is None else budget} | {len(mse)} | "
+            f"{name} | {sum(mse) / len(mse):.5f} | {ratio:.3f} | {dm:+.5f} ± {hm:.5f} | {ds:+.4f} ± {hs:.4f} | "
+            f"{recovered} |{extra}")
+
+
+def add_cell_arguments(parser: argparse.ArgumentParser, *, budget_help: str | None = None) -> None:
+    """The options that pick a cell: targets, chains, budget, images, prior draws, batch, seed."""
+    parser.add_argument("--targets", default="fm-box")
+    parser.add_argument("--chains", type=int, default=8)
+    parser.add_argument("--budget", type=int, default=300, help=budget_help)
+    parser.add_argument("--images", type=int, default=40)
+    parser.add_argument("--candidates", type=int, default=1000)
+    parser.add_argument("--batch", type=int, default=20, help="images per complete() call")
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--threads", type=int, default=1)
+
+
 def table(files: list[str], baseline: str = "gd-best") -> None:
     print("| target | chains × grads | images | method | mean hidden MSE | pooled MSE ratio vs gd-best | "
           "Δ MSE (95 % paired) | Δ SSIM (95 % paired) | recovered | s |")
@@ -164,28 +189,16 @@ def table(files: list[str], baseline: str = "gd-best") -> None:
         rows += [(f"{name} (weighted mean)", {**row["weighted_mean"], "seconds": row["seconds"]})
                  for name, row in cell["methods"].items() if "weighted_mean" in row]
         for name, row in rows:
-            ratio = sum(row["mse"]) / max(sum(base["mse"]), 1e-12)
-            dm, hm = paired(row["mse"], base["mse"])
-            ds, hs = paired(row["ssim"], base["ssim"])
-            recovered = f"{sum(v < RECOVERED for v in row['mse'])}/{len(row['mse'])}" if inrange else ""
-            print(f"| {cell['target']} | {cell['chains']} × {cell['budget']} | {cell['images']} | {name} | "
-                  f"{sum(row['mse']) / len(row['mse']):.5f} | {ratio:.3f} | {dm:+.5f} ± {hm:.5f} | {ds:+.4f} ± {hs:.4f} | "
-                  f"{recovered} | {row['seconds']} |")
+            print(table_row(cell, name, row["mse"], row["ssim"], base["mse"], base["ssim"], inrange=inrange,
+                            extra=f" {row['seconds']} |"))
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     sub = parser.add_subparsers(dest="command", required=True)
     run = sub.add_parser("run")
-    run.add_argument("--targets", default="fm-box")
-    run.add_argument("--chains", type=int, default=8)
-    run.add_argument("--budget", type=int, default=300)
-    run.add_argument("--images", type=int, default=40)
-    run.add_argument("--candidates", type=int, default=1000)
+    add_cell_arguments(run)
     run.add_argument("--methods", default="gd-best,smc-polish", help="comma-separated; name{json options} allowed")
-    run.add_argument("--batch", type=int, default=20, help="images per complete() call")
-    run.add_argument("--seed", type=int, default=0)
-    run.add_argument("--threads", type=int, default=1)
     run.add_argument("--out", default="runs/regimes")
     tab = sub.add_parser("table")
     tab.add_argument("files", nargs="+")
