@@ -2,6 +2,7 @@ import pytest
 import torch
 
 import cogenerate as cg
+from cogenerate.api import make_posterior
 from tests.conftest import assert_unbiased, make_linear_gaussian, weighted_moments
 
 
@@ -166,11 +167,8 @@ def test_the_mean_leaves_out_chains_that_fit_much_worse_than_the_best(x_dim):
     """The estimate averages the polished chains whose misfit is within ``mean_within`` times the
     best's (x_dim 8: 4 observed values, 3 latent dimensions), and every chain where z has as
     many dimensions as values are observed (x_dim 6), since there any chain may fit exactly."""
-    from cogenerate.operators import Gaussian, Mask
-    from cogenerate.posterior import Posterior
-
     p = make_linear_gaussian(x_dim=x_dim, batch=1)
-    post = Posterior(p.generator, p.observed, Mask(p.mask), Gaussian(0.5), latent_dim=3)
+    post = make_posterior(p.generator, p.observed, p.mask, noise_std=0.5)
     observed, hidden = p.mask.bool(), ~p.mask.bool()
     points = p.observed.unsqueeze(1).repeat(1, 3, 1)  # (1, 3, x_dim)
     for chain, (residual, fill) in enumerate([(0.1, 1.0), (0.15, 2.0), (0.5, 10.0)]):  # misfits 0.2, 0.3, 1.0 of σ

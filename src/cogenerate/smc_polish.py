@@ -123,9 +123,9 @@ class SMCPolish(MethodSettings):
             part this much worse than the best sits in a basin the observation rules out or has
             not converged; averaging it in drags the estimate off. 2, by measurement
             (docs/benchmarks.md §7, "Target 1, fifth attempt"): on held-out images the chains'
-            misfits lie within 2× of each other and nothing changes; on in-range targets the
-            restarted half often ends 3–40× (in squared residual) worse than SMC's. ``math.inf``
-            averages every chain (before).
+            misfits lie close together and the pooled ratio to gd-best moves by at most 0.02;
+            on in-range targets the restarted half often ends 3–40× (in squared residual)
+            worse than SMC's. ``math.inf`` averages every chain (before).
     """
 
     name: ClassVar[str] = "smc-polish"
