@@ -40,7 +40,7 @@ from cogenerate.posterior import Posterior
 
 from default_regimes import RECOVERED, add_cell_arguments, method_settings, paired, table_row, targets
 
-RULES = ("gd-best", "gd-best mean", "best", "mean", "within 1.5", "within 2", "within 3")
+RULES = ("gd-best", "gd-best mean", "best", "mean", "within 1.5", "within 2", "within 2.5", "within 3")
 
 
 def run_cell(kind: str, *, chains: int, budget: int, images: int, candidates: int, seed: int, batch: int) -> dict:
