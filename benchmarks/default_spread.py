@@ -67,6 +67,17 @@ def hidden_std(out: cg.Completion, hidden: torch.Tensor) -> torch.Tensor:
     return out.std.flatten(1)[:, hidden.flatten()].mean(1)
 
 
+def reference_spread(subsample_ratios: list[list[float]], *, trials: int = 2000, seed: int = 0) -> torch.Tensor:
+    """What target 2's spread of ratios would be if each image's 16 completions were 16 draws of
+    its reference: per trial one of each image's subsample ratios, the geometric sd of those
+    across the images; the 10th, 50th and 90th percentiles over ``trials``."""
+    table = torch.tensor(subsample_ratios).log()  # (images, subsamples)
+    g = torch.Generator().manual_seed(seed)
+    picks = torch.randint(table.shape[1], (trials, table.shape[0]), generator=g)
+    drawn = table.gather(1, picks.T).T  # (trials, images)
+    return drawn.std(dim=1).exp().quantile(torch.tensor([0.1, 0.5, 0.9]))
+
+
 def weighted_std(completions: torch.Tensor, weights: torch.Tensor, hidden: torch.Tensor) -> float:
     """Mean over hidden pixels of the weighted std of ``(C, ...)`` completions."""
     x = completions.flatten(1)[:, hidden.flatten()]
@@ -173,6 +184,7 @@ def main() -> None:
         ratios.append(ratio)
         row = {"image": i, "sigma": round(sigma, 4), "grad_evals": int(out.grad_evals), "default_std": round(default_std, 4), "reference_std": round(ref_std, 4),
                "ratio": round(ratio, 3), "subsample_ratio_p10_p90": [round(float(sub_ratios.quantile(q)), 3) for q in (0.1, 0.9)],
+               "subsample_ratios": [round(float(r), 4) for r in sub_ratios],
                "within_2_predictive_std": round(inside, 3),
                "scores": {"default": scored(out), "reference": ref_scores}}
         for spec, settings in compared.items():
@@ -190,7 +202,9 @@ def main() -> None:
                                      std_map(ref["completions"], weights)[None], out.completions[0, shown],
                                      ref["completions"][drawn]]))
     logs = torch.tensor(ratios).log()
-    print(f"\ngeometric mean ratio {logs.mean().exp():.3f}, geometric sd {logs.std().exp():.3f}; "
+    low, mid, high = reference_spread([r["subsample_ratios"] for r in rows]).tolist()
+    print(f"\ngeometric mean ratio {logs.mean().exp():.3f}, geometric sd {logs.std().exp():.3f} (16 draws of the "
+          f"references instead: {mid:.3f}, 10th–90th percentile {low:.3f}–{high:.3f}); "
           f"truth within ±2 predictive std: {sum(r['within_2_predictive_std'] for r in rows) / len(rows):.3f}")
     for name in rows[0]["scores"]:
         means = {k: sum(r["scores"][name][k] for r in rows) / len(rows) for k in rows[0]["scores"][name]}

@@ -83,8 +83,9 @@ def test_rejuvenate_spends_the_smc_share_on_moves_and_the_rest_on_the_polish():
 
 
 def test_without_a_budget_rejuvenate_steps_go_to_moves_and_the_samples_stay_the_posterior():
-    """No budget: SMC tempers to its end, then ``rejuvenate_steps`` gradients of moves (rounded
-    up to whole moves), then ``polish_steps``; the moved particles are still the posterior's."""
+    """No budget: SMC tempers to its end, then ``rejuvenate_steps`` gradients of moves of
+    ``rejuvenate_leapfrog`` steps (rounded up to whole moves), then ``polish_steps``; the moved
+    particles are still the posterior's."""
     p = make_linear_gaussian()
     smc = cg.SMC(leapfrog=5, candidates=100)
 
@@ -92,10 +93,13 @@ def test_without_a_budget_rejuvenate_steps_go_to_moves_and_the_samples_stay_the_
         return cg.complete(p.generator, p.observed, p.mask, method=cg.SMCPolish(smc=smc, polish_steps=7, **settings),
                            chains=8, noise_std=p.sigma)
 
-    plain, moved = run(rejuvenate=False), run(rejuvenate_steps=23)
+    plain, moved = run(rejuvenate=False), run(rejuvenate_steps=23, rejuvenate_leapfrog=5)
     assert plain.info.polish.steps == moved.info.polish.steps == 7
     assert moved.grad_evals - plain.grad_evals == 25  # 23 gradients: five moves of 5 leapfrog steps
+    assert run(rejuvenate_steps=23).grad_evals - plain.grad_evals == 40  # one move of the default's 40
     assert run(rejuvenate_steps=0).grad_evals == plain.grad_evals
+    with pytest.raises(ValueError, match="rejuvenate_leapfrog"):
+        cg.SMCPolish(rejuvenate_leapfrog=0)
     observed = p.observed[:1].expand(20, -1)  # 20 replicates: the test's standard errors are themselves estimates
     out = cg.complete(p.generator, observed, p.mask, method="smc-polish", chains=400, noise_std=p.sigma)
     assert out.grad_evals > cg.SMCPolish().rejuvenate_steps + cg.SMCPolish().polish_steps

@@ -163,6 +163,7 @@ class SMC(MethodSettings):
     mass_shrinkage: float = 0.0
     max_steps: int = 1000
     final_moves: int = 0
+    final_leapfrog: int | None = None
     candidates: int = 0
     init: str | Proposal = "prior"
     temper_from: str = "prior"
@@ -176,6 +177,8 @@ class SMC(MethodSettings):
             _positive(name, getattr(self, name), integer=True, zero=True)
         if self.step_size is not None:
             _positive("step_size", self.step_size)
+        if self.final_leapfrog is not None:
+            _positive("final_leapfrog", self.final_leapfrog, integer=True)
         _positive("mass_shrinkage", self.mass_shrinkage, zero=True)
         for name in ("target_ess", "target_acceptance"):
             _fraction(name, getattr(self, name))

@@ -64,6 +64,27 @@ def test_final_moves_follow_a_budget_forced_jump():
     assert distinct[0] < 8 and distinct[1] > 2 * distinct[0]
 
 
+def test_final_moves_with_their_own_trajectory_length_keep_the_posterior_and_the_budget():
+    """``final_leapfrog`` lengthens only the moves after tempering: the known posterior and
+    evidence still come out, and each final move costs its own L in the budget."""
+    p = make_linear_gaussian()
+    observed = p.observed[:1].expand(REPLICATES, -1)
+    out = cg.complete(p.generator, observed, p.mask, method=cg.SMC(final_moves=3, final_leapfrog=15), chains=400,
+                      leapfrog=5, noise_std=p.sigma)
+    mean, cov = weighted_moments(out.latents, out.log_weights)
+    assert (assert_unbiased(mean, p.mean[0]) < 0.02).all()
+    assert_unbiased(cov.diagonal(dim1=1, dim2=2), p.cov.diagonal())
+    assert_unbiased(out.log_evidence, p.log_evidence[0], bias_allowance=out.log_evidence.var())
+    assert out.grad_evals == 1 + 5 * out.diagnostics["steps"] + 3 * 15
+    sharp = make_linear_gaussian(sigma=0.01)
+    budgeted = cg.complete(sharp.generator, sharp.observed, sharp.mask, chains=32, leapfrog=5, noise_std=sharp.sigma,
+                           method=cg.SMC(final_moves=100, final_leapfrog=12), max_grad_evals=61)
+    assert (budgeted.diagnostics["beta"][:, -1] == 1).all()
+    assert 61 - 12 < budgeted.grad_evals <= 61  # the reserve went to moves of 12 steps
+    with pytest.raises(ValueError, match="final_leapfrog"):
+        cg.SMC(final_leapfrog=0)
+
+
 def test_conditional_ess_of_uniform_increments_is_one():
     w = torch.log_softmax(torch.randn(3, 50, generator=torch.Generator().manual_seed(0)), -1)
     torch.testing.assert_close(conditional_ess(w, torch.zeros(3, 50)), torch.ones(3))

@@ -147,6 +147,7 @@ def smc(
     mass_shrinkage: float = 0.0,
     max_steps: int = 1000,
     final_moves: int = 0,
+    final_leapfrog: int | None = None,
     candidates: int = 0,
     init: str | Proposal = "prior",
     temper_from: str = "prior",
@@ -175,6 +176,11 @@ def smc(
             up to a quarter of it is kept for them: a tempering that would overrun it jumps
             to its final β early enough that moves still follow the jump (otherwise the
             particles are the jump's resampled copies of a few).
+        final_leapfrog: leapfrog steps per final move (default ``leapfrog``). After the last
+            resampling the particles are copies of a few; longer trajectories spread them along
+            the directions the observation leaves loose in fewer gradients than more short
+            moves (a random walk covers √n of what n steps in one direction do). Under a
+            budget, what is left short of one such move goes to moves of ``leapfrog`` steps.
         candidates: if larger than ``chains``, start from this many draws scored by
             forward passes only (no gradients, as gd-best's candidates): the first tempering
             step reweights all of them and resamples ``chains`` particles.
@@ -211,6 +217,10 @@ def smc(
     if not 0 < target_ess < 1:
         raise ValueError(f"target_ess must lie in (0, 1), got {target_ess}")
     cost = hmc_per_temperature * leapfrog
+    final_leapfrog = leapfrog if final_leapfrog is None else final_leapfrog
+    if final_leapfrog < 1:
+        raise ValueError(f"final_leapfrog must be a positive integer, got {final_leapfrog}")
+    final_cost = hmc_per_temperature * final_leapfrog
     if max_grad_evals is not None and max_grad_evals < 1:
         raise ValueError(f"max_grad_evals must be at least 1, got {max_grad_evals}")
     posterior = with_precision(posterior, precision)
@@ -235,7 +245,7 @@ def smc(
         if log_w0 is not None:
             log_z = torch.logsumexp(log_w0, dim=-1) - math.log(chains)
             log_w = torch.log_softmax(log_w0, dim=-1)
-    planned = max_grad_evals if max_grad_evals is not None else 1 + (max_steps + final_moves) * cost
+    planned = max_grad_evals if max_grad_evals is not None else 1 + max_steps * cost + final_moves * final_cost
     compiled = resolve_compile(compile, posterior, planned_grad_evals=planned)
     state = make_starter(posterior, compile=compiled)(z, beta)
     settings = MoveSettings(leapfrog, adapt_mass, mass_shrinkage, _prior_variance(posterior), target_acceptance,
@@ -244,7 +254,8 @@ def smc(
                       correction=correction, compile=compiled)
     spent = 1
     # Budget kept for moves after the last tempering step (see ``final_moves``).
-    reserved = 0 if max_grad_evals is None else cost * min(final_moves, (max_grad_evals - 1) // (4 * cost))
+    reserved = 0 if max_grad_evals is None else min(final_moves * final_cost,
+                                                     cost * ((max_grad_evals - 1) // (4 * cost)))
     tuning = particle_tuning_init(b, d, step_size=step_size, like=observed)
     trace: dict[str, list] = {"beta": [], "ess": [], "acceptance_rate": [], "step_size": [], "resampled": []}
     divergent = 0
@@ -288,11 +299,21 @@ def smc(
                                          {"ess": ess / chains, "acceptance_rate": acc.mean()})):
             cancelled = True
             break
+    long_stepper = stepper if final_leapfrog == leapfrog else None
     for _ in range(0 if cancelled else final_moves):
-        if max_grad_evals is not None and spent + cost > max_grad_evals:
+        left = math.inf if max_grad_evals is None else max_grad_evals - spent
+        if left >= final_cost:
+            if long_stepper is None:
+                long_stepper = Stepper(posterior, settings=settings._replace(num_leapfrog=final_leapfrog),
+                                       target_ess=target_ess, resample_threshold=resample_threshold,
+                                       correction=correction, compile=compiled)
+            mover, used = long_stepper, final_cost
+        elif left >= cost:  # the end of a budget, in moves of the tempering's length
+            mover, used = stepper, cost
+        else:
             break
-        moved = stepper.move(rng, state, log_w, tuning, beta, moves=hmc_per_temperature)
-        state, tuning, divergent, spent = moved.state, moved.tuning, divergent + moved.divergences, spent + cost
+        moved = mover.move(rng, state, log_w, tuning, beta, moves=hmc_per_temperature)
+        state, tuning, divergent, spent = moved.state, moved.tuning, divergent + moved.divergences, spent + used
 
     def stacked(name: str, per_observation: bool) -> Tensor:
         if trace[name]:
