@@ -87,8 +87,8 @@ class SMCPolish(MethodSettings):
             the last resampling leaves near-copies (on 20 held-out top halves, 0.46 of a
             reference's spread on 19, the 20th's 16 completions identical); 200 gradients
             of moves give 0.73–0.78.
-        rejuvenate_leapfrog: leapfrog steps per move of those moves (no budget; under a budget
-            the moves keep ``smc.leapfrog``). After the last resampling the particles are
+        rejuvenate_leapfrog: leapfrog steps per move of those moves (no budget, where it
+            replaces ``smc.final_leapfrog``; under a budget the moves keep ``smc``'s lengths). After the last resampling the particles are
             copies of a few, and the directions the observation leaves loose are far wider than
             the step the constrained ones allow: long trajectories cross them, where short
             moves only diffuse. 40, by measurement (docs/benchmarks.md §7, "Target 2, long
