@@ -7,10 +7,13 @@ images with the top half hidden, the shipped DCGAN. For each image:
   unless ``--noise-std`` is given): its mean posterior std over the hidden pixels and the
   fraction of hidden pixels whose truth lies within ±2 predictive std;
 - the reference: SMC with ``--ref-chains`` particles and ``--ref-budget`` gradients per chain
-  (``--ref-seeds`` seeds pooled) at the noise std the default used for that image; its
-  completions are cached in ``--cache`` (one file per reference) so it is computed once;
+  (``--ref-seeds`` seeds pooled) at the noise std the default used for that image; each
+  seed's completions are cached in ``--cache`` (one file per image and seed) so it is computed once;
 - the ratio default / reference of the mean std, and the spread of that ratio one gets from
   16 particles drawn from the reference itself (what 16 chains can do at best);
+- with two or more seeds, the reference's own noise: the ratio of seed 1000's std to seed
+  1001's, and the default against seed 1001's reference beside 16 draws of seed 1000's
+  against it (the yardstick for an exact sampler scored against a reference that is not exact);
 - target 4, for the default, each ``--compare`` method (gd-best's restarts: the same chains and
   budget, or with ``--budget 0`` the gradients the default spent) and the reference, over the
   hidden pixels of each one's weighted completions: the CRPS (per pixel) and the energy score (the whole hidden vector), both proper scoring rules
@@ -85,22 +88,39 @@ def weighted_std(completions: torch.Tensor, weights: torch.Tensor, hidden: torch
     return float(((weights[:, None] * (x - mean).pow(2)).sum(0)).sqrt().mean())
 
 
-def reference(generator, x, mask, *, sigma: float, args, path: Path) -> dict:
-    """The reference's completions and weights for one image (seeds pooled), from ``path`` or run."""
-    if path.exists():
-        return torch.load(path)
-    completions, log_weights = [], []
+def reference(generator, x, mask, *, sigma: float, args, key: str) -> dict:
+    """The reference's completions and weights for one image, seeds pooled, each seed cached in its own file.
+
+    Returns ``{"completions", "log_weights", "seeds"}``: the pooled particles (every seed's
+    weights normalised, so each seed counts alike) and, per seed, its own ``{"completions",
+    "log_weights"}`` (the reference's seed-to-seed noise).
+    """
+    seeds = []
     for s in range(args.ref_seeds):
-        ref = cg.complete(generator, x, mask, method=cg.SMC(leapfrog=5, candidates=4 * args.ref_chains,
-                                                            final_moves=10 ** 6, compile=args.ref_compile),
-                          chains=args.ref_chains, max_grad_evals=args.ref_budget, noise_std=sigma, seed=1000 + s)
-        completions.append(ref.completions[0])
-        log_weights.append(ref.log_weights[0])
-    pooled = {"completions": torch.cat(completions), "log_weights": torch.log_softmax(torch.cat(log_weights), 0)}
-    path.parent.mkdir(parents=True, exist_ok=True)
-    torch.save(pooled, path.with_suffix(".tmp"))
-    path.with_suffix(".tmp").replace(path)
-    return pooled
+        path = Path(args.cache) / f"{key}-seed{1000 + s}.pt"
+        if not path.exists():
+            ref = cg.complete(generator, x, mask, method=cg.SMC(leapfrog=5, candidates=4 * args.ref_chains,
+                                                                final_moves=10 ** 6, compile=args.ref_compile),
+                              chains=args.ref_chains, max_grad_evals=args.ref_budget, noise_std=sigma, seed=1000 + s)
+            path.parent.mkdir(parents=True, exist_ok=True)
+            torch.save({"completions": ref.completions[0], "log_weights": torch.log_softmax(ref.log_weights[0], 0)},
+                       path.with_suffix(".tmp"))
+            path.with_suffix(".tmp").replace(path)
+        seeds.append(torch.load(path))
+    return {"completions": torch.cat([r["completions"] for r in seeds]),
+            "log_weights": torch.log_softmax(torch.cat([r["log_weights"] for r in seeds]), 0), "seeds": seeds}
+
+
+def draws(weights: torch.Tensor, chains: int, g: torch.Generator) -> list[torch.Tensor]:
+    """``SUBSAMPLES`` draws of ``chains`` particle indices by weight, with replacement."""
+    return [torch.multinomial(weights, chains, replacement=True, generator=g) for _ in range(SUBSAMPLES)]
+
+
+def subsample_ratios(completions: torch.Tensor, picks: list[torch.Tensor], hidden: torch.Tensor, *,
+                     against: float) -> torch.Tensor:
+    """Per draw in ``picks``, the std of the drawn particles over ``against``."""
+    uniform = torch.full((len(picks[0]),), 1 / len(picks[0]))
+    return torch.tensor([weighted_std(completions[pick], uniform, hidden) for pick in picks]) / against
 
 
 def parse(spec: str):
@@ -159,14 +179,14 @@ def main() -> None:
         sigma = float(out.noise_std[0])
         default_std = float(hidden_std(out, hidden)[0])
         inside = ((out.mean[0] - x[0]).abs() <= 2 * out.predictive_std[0])[0][hidden].float().mean().item()
-        key = f"{i}-{sigma:.5f}-{args.ref_chains}-{args.ref_budget}-{args.ref_seeds}"
-        ref = reference(generator, x, mask, sigma=sigma, args=args, path=Path(args.cache) / f"{key}.pt")
+        key = f"{i}-{sigma:.5f}-{args.ref_chains}-{args.ref_budget}"
+        ref = reference(generator, x, mask, sigma=sigma, args=args, key=key)
         weights = ref["log_weights"].exp()
         ref_std = weighted_std(ref["completions"], weights, hidden)
         g = torch.Generator().manual_seed(0)
-        picks = [torch.multinomial(weights, args.chains, replacement=True, generator=g) for _ in range(SUBSAMPLES)]
-        sub_ratios = torch.tensor([weighted_std(ref["completions"][pick], torch.full((args.chains,), 1 / args.chains), hidden)
-                                   for pick in picks]) / ref_std
+        picks = draws(weights, args.chains, g)
+        sub_ratios = subsample_ratios(ref["completions"], picks, hidden, against=ref_std)
+        seed_stds = [weighted_std(r["completions"], r["log_weights"].exp(), hidden) for r in ref["seeds"]]
         ref_scores = scores(ref["completions"], ref["log_weights"], x[0], hidden)
         uniform = torch.full((args.chains,), -torch.log(torch.tensor(float(args.chains))).item())
         ref_scores["best_of_k"] = sum(scores(ref["completions"][pick], uniform, x[0], hidden)["best_of_k"]
@@ -186,11 +206,18 @@ def main() -> None:
                "ratio": round(ratio, 3), "subsample_ratio_p10_p90": [round(float(sub_ratios.quantile(q)), 3) for q in (0.1, 0.9)],
                "subsample_ratios": [round(float(r), 4) for r in sub_ratios],
                "within_2_predictive_std": round(inside, 3),
+               "seed_stds": [round(v, 4) for v in seed_stds],
                "scores": {"default": scored(out), "reference": ref_scores}}
         for spec, settings in compared.items():
             other = cg.complete(generator, x, mask, method=settings, chains=args.chains, seed=args.seed + i,
                                 max_grad_evals=args.budget or int(out.grad_evals), noise_std=noise_std)
             row["scores"][spec] = scored(other)
+        if len(ref["seeds"]) >= 2:  # 16 draws of seed 0's reference against seed 1's: an exact sampler's yardstick
+            first = ref["seeds"][0]
+            row["ratio_to_seed1"] = round(default_std / seed_stds[1], 4)
+            cross = subsample_ratios(first["completions"], draws(first["log_weights"].exp(), args.chains, g), hidden,
+                                     against=seed_stds[1])
+            row["cross_subsample_ratios"] = [round(float(r), 4) for r in cross]
         row["scores"] = {name: {k: round(v, 4) for k, v in values.items()} for name, values in row["scores"].items()}
         rows.append(row)
         print(json.dumps(row), flush=True)
@@ -206,6 +233,14 @@ def main() -> None:
     print(f"\ngeometric mean ratio {logs.mean().exp():.3f}, geometric sd {logs.std().exp():.3f} (16 draws of the "
           f"references instead: {mid:.3f}, 10th–90th percentile {low:.3f}–{high:.3f}); "
           f"truth within ±2 predictive std: {sum(r['within_2_predictive_std'] for r in rows) / len(rows):.3f}")
+    if "ratio_to_seed1" in rows[0]:
+        seeds = torch.tensor([r["seed_stds"][0] / r["seed_stds"][1] for r in rows]).log()
+        to_one = torch.tensor([r["ratio_to_seed1"] for r in rows]).log()
+        low, mid, high = reference_spread([r["cross_subsample_ratios"] for r in rows]).tolist()
+        print(f"reference seed 1000 / seed 1001: geometric mean {seeds.mean().exp():.3f}, geometric sd "
+              f"{seeds.std().exp():.3f}; default / seed 1001's reference: geometric mean {to_one.mean().exp():.3f}, "
+              f"geometric sd {to_one.std().exp():.3f} (16 draws of seed 1000's reference instead: {mid:.3f}, "
+              f"10th–90th percentile {low:.3f}–{high:.3f})")
     for name in rows[0]["scores"]:
         means = {k: sum(r["scores"][name][k] for r in rows) / len(rows) for k in rows[0]["scores"][name]}
         print(f"{name:>12}: " + ", ".join(f"{k} {v:.4f}" for k, v in means.items()))
