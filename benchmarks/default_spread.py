@@ -13,7 +13,8 @@ images with the top half hidden, the shipped DCGAN. For each image:
   16 particles drawn from the reference itself (what 16 chains can do at best);
 - with two or more seeds, the reference's own noise: the ratio of seed 1000's std to seed
   1001's, and the default against seed 1001's reference beside 16 draws of seed 1000's
-  against it (the yardstick for an exact sampler scored against a reference that is not exact);
+  against it (the yardstick for a sampler that draws as well as the reference method, scored
+  against a reference that is not exact);
 - target 4, for the default, each ``--compare`` method (gd-best's restarts: the same chains and
   budget, or with ``--budget 0`` the gradients the default spent) and the reference, over the
   hidden pixels of each one's weighted completions: the CRPS (per pixel) and the energy score (the whole hidden vector), both proper scoring rules
@@ -212,7 +213,7 @@ def main() -> None:
             other = cg.complete(generator, x, mask, method=settings, chains=args.chains, seed=args.seed + i,
                                 max_grad_evals=args.budget or int(out.grad_evals), noise_std=noise_std)
             row["scores"][spec] = scored(other)
-        if len(ref["seeds"]) >= 2:  # 16 draws of seed 0's reference against seed 1's: an exact sampler's yardstick
+        if len(ref["seeds"]) >= 2:  # 16 draws of seed 1000's reference against seed 1001's: a sampler as good as the reference's
             first = ref["seeds"][0]
             row["ratio_to_seed1"] = round(default_std / seed_stds[1], 4)
             cross = subsample_ratios(first["completions"], draws(first["log_weights"].exp(), args.chains, g), hidden,

@@ -13,8 +13,8 @@ session of a resumed run, or ``--wall SECONDS``) under ``"shipped"``.
 from __future__ import annotations
 
 import argparse
-import re
 import dataclasses
+import re
 from pathlib import Path
 
 import torch
