@@ -213,7 +213,7 @@ def main() -> None:
             other = cg.complete(generator, x, mask, method=settings, chains=args.chains, seed=args.seed + i,
                                 max_grad_evals=args.budget or int(out.grad_evals), noise_std=noise_std)
             row["scores"][spec] = scored(other)
-        if len(ref["seeds"]) >= 2:  # 16 draws of seed 1000's reference against seed 1001's: a sampler as good as the reference's
+        if len(ref["seeds"]) >= 2:  # 16 draws of seed 1000's reference against seed 1001's
             first = ref["seeds"][0]
             row["ratio_to_seed1"] = round(default_std / seed_stds[1], 4)
             cross = subsample_ratios(first["completions"], draws(first["log_weights"].exp(), args.chains, g), hidden,

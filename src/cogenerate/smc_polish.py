@@ -88,10 +88,10 @@ class SMCPolish(MethodSettings):
             reference's spread on 19, the 20th's 16 completions identical); 200 gradients
             of moves give 0.73–0.78.
         rejuvenate_leapfrog: leapfrog steps per move of those moves (no budget, where it
-            replaces ``smc.final_leapfrog``; under a budget the moves keep ``smc``'s lengths). After the last resampling the particles are
-            copies of a few, and the directions the observation leaves loose are far wider than
-            the step the constrained ones allow: long trajectories cross them, where short
-            moves only diffuse. 40, by measurement (docs/benchmarks.md §7, "Target 2, long
+            replaces ``smc.final_leapfrog``; under a budget the moves keep ``smc``'s lengths).
+            After the last resampling the particles are copies of a few, and the directions the
+            observation leaves loose are far wider than the step the constrained ones allow:
+            long trajectories cross them, where short moves only diffuse. 40, by measurement (docs/benchmarks.md §7, "Target 2, long
             moves"): at the same 200 gradients, on two draws of 20 held-out top halves, the
             spread rose from 0.73–0.78 to 0.90–0.91 of a reference's (draw 1, L = 5, 20, 40,
             100: 0.73, 0.86, 0.90, 0.89) and the CRPS fell on both (0.186 → 0.177,
